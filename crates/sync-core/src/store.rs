@@ -1,0 +1,324 @@
+//! The [`EventStore`] trait and the rules every store shares.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::DEFAULT_MAX_CLOCK_ENTRIES;
+use crate::error::{Error, Result};
+use crate::{Cursor, Event, EventId, Filter, Hlc, NewEvent, NodeId, VectorClock};
+
+/// A durable, append-only, deduplicated event log with a change feed.
+///
+/// Contract (checked by `sync-testkit`'s `store_suite!`):
+/// - the log is a grow-only set keyed by [`EventId`]: adding an id already
+///   present is reported in [`AppendOutcome::duplicates`] and changes nothing;
+/// - a batch is atomic: if it is rejected, nothing of it is written;
+/// - once `append` / `apply` returns `Ok`, the events survive a process crash;
+/// - [`EventStore::load`] returns every event inserted after a cursor exactly
+///   once, in insertion order, even while other tasks append.
+pub trait EventStore: Send + Sync + 'static {
+    /// This replica's id, created on first open and kept across reopen.
+    fn node_id(&self) -> NodeId;
+
+    /// Appends local events: the store stamps each with its origin [`crate::Dot`],
+    /// aggregate-scoped clock and HLC.
+    fn append(&self, events: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome>> + Send;
+
+    /// Adds events made elsewhere, keeping their header. `source` names the
+    /// peer they came from, so a push to that peer can skip them.
+    fn apply(
+        &self,
+        events: Vec<Event>,
+        source: &str,
+    ) -> impl Future<Output = Result<AppendOutcome>> + Send;
+
+    /// Up to `limit` events inserted after `after` that pass `filter`, in
+    /// insertion order, leaving out those applied from `skip_source`.
+    fn load(
+        &self,
+        after: &Cursor,
+        limit: usize,
+        filter: &Filter,
+        skip_source: Option<&str>,
+    ) -> impl Future<Output = Result<Page>> + Send;
+
+    /// Every event of one aggregate inserted after `after`, in insertion order.
+    fn load_aggregate(
+        &self,
+        aggregate_id: &str,
+        after: &Cursor,
+    ) -> impl Future<Output = Result<Vec<Event>>> + Send;
+
+    /// The cursor after the last inserted event.
+    fn head(&self) -> impl Future<Output = Result<Cursor>> + Send;
+
+    /// The highest counter held per origin node.
+    fn version_vector(&self) -> impl Future<Output = Result<VectorClock>> + Send;
+
+    /// The sync progress with `peer` ([`Checkpoint::default`] if never set).
+    fn checkpoint(&self, peer: &str) -> impl Future<Output = Result<Checkpoint>> + Send;
+
+    /// Records the sync progress with `peer`.
+    fn set_checkpoint(
+        &self,
+        peer: &str,
+        checkpoint: &Checkpoint,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Flushes and releases the store.
+    fn close(&self) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// What an append or apply did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Ids written by this call, in batch order.
+    pub inserted: Vec<EventId>,
+    /// Ids that were already present (or repeated within the batch).
+    pub duplicates: Vec<EventId>,
+}
+
+/// One page of a change feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// The events, in feed order.
+    pub events: Vec<Event>,
+    /// Where the next page starts; pass it back as `after`.
+    pub next: Cursor,
+    /// True when events may exist after `next`.
+    pub has_more: bool,
+}
+
+/// Sync progress with one peer, kept in the local store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Local feed position up to which events were acknowledged by the peer.
+    pub pushed: Cursor,
+    /// The peer's feed position up to which events were applied locally.
+    pub pulled: Cursor,
+}
+
+/// Validation limits a store applies to every event it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest `data` payload in bytes (default 1 MiB).
+    pub max_data_bytes: usize,
+    /// Most entries in an event's vector clock (default 256).
+    pub max_clock_entries: usize,
+    /// Longest aggregate id, kind, or metadata key/value in bytes (default 1 KiB).
+    pub max_name_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_data_bytes: 1 << 20,
+            max_clock_entries: DEFAULT_MAX_CLOCK_ENTRIES,
+            max_name_bytes: 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks a local event before stamping.
+    pub fn check_new(&self, e: &NewEvent) -> Result<()> {
+        self.check_fields(e.id, &e.kind, &e.aggregate_id, e.data.len(), &e.metadata)
+    }
+
+    /// Checks an event from a peer, including its header.
+    pub fn check_remote(&self, e: &Event) -> Result<()> {
+        self.check_fields(e.id, &e.kind, &e.aggregate_id, e.data.len(), &e.metadata)?;
+        e.clock.check_limit(self.max_clock_entries)?;
+        if e.origin.counter == 0 || e.clock.get(e.origin.node) != e.origin.counter {
+            return Err(Error::invalid(format!(
+                "event {}: clock entry of its origin must equal the origin counter {}",
+                e.id, e.origin.counter
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_fields(
+        &self,
+        id: EventId,
+        kind: &str,
+        aggregate_id: &str,
+        data_len: usize,
+        metadata: &std::collections::BTreeMap<String, String>,
+    ) -> Result<()> {
+        if aggregate_id.is_empty() {
+            return Err(Error::invalid(format!("event {id}: aggregate id is empty")));
+        }
+        if kind.is_empty() {
+            return Err(Error::invalid(format!("event {id}: kind is empty")));
+        }
+        if data_len > self.max_data_bytes {
+            return Err(Error::TooLarge {
+                what: format!("data of event {id}"),
+                size: data_len,
+                limit: self.max_data_bytes,
+            });
+        }
+        let longest = metadata
+            .iter()
+            .flat_map(|(k, v)| [k.len(), v.len()])
+            .chain([kind.len(), aggregate_id.len()])
+            .max();
+        if let Some(len) = longest.filter(|&l| l > self.max_name_bytes) {
+            return Err(Error::TooLarge {
+                what: format!("a name (aggregate id, kind or metadata) of event {id}"),
+                size: len,
+                limit: self.max_name_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The replica bookkeeping a store persists next to its log, and the rules
+/// that update it. A store loads the entries a batch touches, runs the batch
+/// through [`ClockBook::stamp`] / [`ClockBook::observe`], and writes back
+/// [`ClockBook::aggregates`], [`ClockBook::origins`] and [`ClockBook::hlc`] in
+/// the same transaction as the events.
+///
+/// ```
+/// use sync_core::{ClockBook, Hlc, Limits, NewEvent, NodeId};
+/// let me = NodeId::random();
+/// let mut book = ClockBook::new(me, Hlc::ZERO, Limits::default());
+/// let a = book.stamp(NewEvent::new("k", "agg", vec![]), 1_000).unwrap();
+/// let b = book.stamp(NewEvent::new("k", "agg", vec![]), 1_000).unwrap();
+/// assert_eq!((a.origin.counter, b.origin.counter), (1, 2));
+/// assert!(a.clock.happened_before(&b.clock));
+/// assert!(a.hlc < b.hlc);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClockBook {
+    node: NodeId,
+    limits: Limits,
+    /// Last HLC issued or observed.
+    pub hlc: Hlc,
+    /// Clock of each touched aggregate (merge of its events' clocks).
+    pub aggregates: HashMap<String, VectorClock>,
+    /// Highest counter per touched origin (the version vector entries).
+    pub origins: HashMap<NodeId, u64>,
+}
+
+impl ClockBook {
+    /// A book for `node`, starting from the persisted `hlc`. Fill
+    /// `aggregates` and `origins` (including this node's own counter) with
+    /// the persisted entries the batch touches before stamping.
+    pub fn new(node: NodeId, hlc: Hlc, limits: Limits) -> Self {
+        ClockBook {
+            node,
+            limits,
+            hlc,
+            aggregates: HashMap::new(),
+            origins: HashMap::new(),
+        }
+    }
+
+    /// Validates and stamps a local event.
+    pub fn stamp(&mut self, event: NewEvent, now_ms: u64) -> Result<Event> {
+        self.limits.check_new(&event)?;
+        let counter = self.origins.entry(self.node).or_insert(0);
+        *counter += 1;
+        let dot = crate::Dot {
+            node: self.node,
+            counter: *counter,
+        };
+        let mut clock = self
+            .aggregates
+            .get(&event.aggregate_id)
+            .cloned()
+            .unwrap_or_default();
+        clock.set(self.node, dot.counter);
+        clock.check_limit(self.limits.max_clock_entries)?;
+        self.hlc = self.hlc.tick(now_ms);
+        self.aggregates
+            .insert(event.aggregate_id.clone(), clock.clone());
+        Ok(event.stamp(dot, clock, self.hlc))
+    }
+
+    /// Validates a remote event and records what it teaches.
+    pub fn observe(&mut self, event: &Event) -> Result<()> {
+        self.limits.check_remote(event)?;
+        let clock = self
+            .aggregates
+            .entry(event.aggregate_id.clone())
+            .or_default();
+        clock.merge(&event.clock);
+        clock.check_limit(self.limits.max_clock_entries)?;
+        let counter = self.origins.entry(event.origin.node).or_insert(0);
+        *counter = (*counter).max(event.origin.counter);
+        self.hlc = self.hlc.observe(event.hlc);
+        Ok(())
+    }
+}
+
+/// One row of a store's raw feed scan, for [`page_from_scan`].
+#[derive(Debug, Clone)]
+pub struct ScanRow {
+    /// Local insertion order.
+    pub seq: u64,
+    /// The peer the event was applied from; `None` for local appends.
+    pub source: Option<String>,
+    /// The event.
+    pub event: Event,
+}
+
+/// Builds a [`Page`] for [`EventStore::load`] from a raw scan, so that every
+/// store pages, filters and reports `has_more` the same way.
+///
+/// `scan(after_seq, n)` must return up to `n` rows with `seq > after_seq` in
+/// seq order. Scanning stops when `limit` events matched or after a budget of
+/// rows (so a very selective filter gives short pages, never a long stall);
+/// `next` always moves past every row examined.
+pub async fn page_from_scan<F, Fut>(
+    store: NodeId,
+    after: &Cursor,
+    limit: usize,
+    filter: &Filter,
+    skip_source: Option<&str>,
+    mut scan: F,
+) -> Result<Page>
+where
+    F: FnMut(u64, usize) -> Fut,
+    Fut: Future<Output = Result<Vec<ScanRow>>>,
+{
+    if limit == 0 {
+        return Err(Error::invalid("page limit must be at least 1"));
+    }
+    let mut last = after.seq_for(store)?;
+    let budget = limit.saturating_mul(16).max(4096);
+    let mut scanned = 0usize;
+    let mut events = Vec::new();
+    loop {
+        let chunk = (limit - events.len()).min(budget - scanned) + 1;
+        let rows = scan(last, chunk).await?;
+        let exhausted = rows.len() < chunk;
+        for row in rows {
+            if events.len() == limit || scanned == budget {
+                return Ok(Page {
+                    events,
+                    next: Cursor::new(store, last),
+                    has_more: true,
+                });
+            }
+            scanned += 1;
+            last = row.seq;
+            let from_skipped = skip_source.is_some() && row.source.as_deref() == skip_source;
+            if !from_skipped && filter.matches(&row.event) {
+                events.push(row.event);
+            }
+        }
+        if exhausted {
+            return Ok(Page {
+                events,
+                next: Cursor::new(store, last),
+                has_more: false,
+            });
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The client side of a sync protocol: [`Transport`].
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::{Cursor, ErrorCode, Event, EventId, Filter, Page};
+
+/// How a client reaches one peer (a server, usually). Implemented by
+/// `sync-transport-http` and the other transport crates; the sync manager
+/// drives it.
+pub trait Transport: Send + Sync + 'static {
+    /// A stable name for the peer, used as the key of the local checkpoint
+    /// (for HTTP: the base URL).
+    fn peer(&self) -> &str;
+
+    /// Sends events; the peer stores them idempotently and answers per event.
+    fn push(&self, events: Vec<Event>) -> impl Future<Output = Result<PushAck>> + Send;
+
+    /// Reads one page of the peer's change feed after `after`.
+    fn pull(
+        &self,
+        after: &Cursor,
+        limit: usize,
+        filter: &Filter,
+    ) -> impl Future<Output = Result<Page>> + Send;
+}
+
+/// The peer's answer to a push: one entry per pushed event, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushAck {
+    /// Per-event outcome.
+    pub results: Vec<PushResult>,
+}
+
+impl PushAck {
+    /// Number of events with `status`.
+    pub fn count(&self, status: PushStatus) -> usize {
+        self.results.iter().filter(|r| r.status == status).count()
+    }
+}
+
+/// The outcome of one pushed event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushResult {
+    /// The event.
+    pub id: EventId,
+    /// What happened to it.
+    pub status: PushStatus,
+    /// For rejected events: why, as a stable code.
+    #[serde(default)]
+    pub code: Option<ErrorCode>,
+    /// For rejected events: a human-readable reason.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// What the peer did with a pushed event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushStatus {
+    /// Stored now.
+    Accepted,
+    /// Already stored before; nothing changed.
+    Duplicate,
+    /// Not stored; see `code` and `reason`.
+    Rejected,
+}

@@ -1,0 +1,63 @@
+//! Conformance suites for synckit backends, and [`MemoryStore`], the
+//! in-memory reference store.
+//!
+//! A store crate runs the whole store suite with one line in a test file:
+//!
+//! ```text
+//! // tests/conformance.rs
+//! sync_testkit::store_suite!(my_store::testing::Factory::new());
+//! ```
+//!
+//! where the factory implements [`StoreFactory`]. Each case becomes its own
+//! `#[test]`, so failures name the broken rule.
+
+mod memory;
+pub mod store_suite;
+
+pub use memory::MemoryStore;
+pub use store_suite::StoreFactory;
+
+#[doc(hidden)]
+pub fn __run<F: std::future::Future<Output = ()>>(f: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// Expands to one `#[test]` per rule of the [`EventStore`](sync_core::EventStore)
+/// contract, each run against stores made by the given [`StoreFactory`].
+#[macro_export]
+macro_rules! store_suite {
+    ($factory:expr) => {
+        $crate::store_suite!(@cases $factory;
+            node_id_is_kept_across_reopen,
+            append_stamps_dots_clocks_and_hlc,
+            duplicates_are_reported_and_not_stored,
+            cursor_pages_return_every_event_once_in_order,
+            bad_cursors_and_limits_are_rejected,
+            filters_select_events,
+            skip_source_leaves_out_events_from_that_peer,
+            load_aggregate_returns_one_aggregate,
+            checkpoints_are_per_peer_and_durable,
+            version_vector_tracks_every_origin,
+            apply_keeps_the_header_and_merges_clocks,
+            rejected_batch_writes_nothing,
+            concurrent_appends_while_paging_lose_nothing,
+            events_survive_reopen,
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::__run(async {
+                    let factory = $factory;
+                    $crate::store_suite::$case(&factory).await
+                });
+            }
+        )*
+    };
+}

@@ -1,6 +1,13 @@
 //! Conformance suites for synckit backends, and [`MemoryStore`], the
 //! in-memory reference store.
 //!
+//! - [`store_suite!`] checks an [`EventStore`](sync_core::EventStore) against
+//!   the store contract (dedup, cursors, filters, checkpoints, atomic batches,
+//!   concurrent writers).
+//! - [`transport_suite!`] checks a client [`Transport`](sync_core::Transport)
+//!   and its server half against the protocol contract (round trip, paging,
+//!   resume, duplicates, filters, error codes).
+//!
 //! A store crate runs the whole store suite with one line in a test file:
 //!
 //! ```text
@@ -13,9 +20,11 @@
 
 mod memory;
 pub mod store_suite;
+pub mod transport_suite;
 
 pub use memory::MemoryStore;
 pub use store_suite::StoreFactory;
+pub use transport_suite::TransportFactory;
 
 #[doc(hidden)]
 pub fn __run<F: std::future::Future<Output = ()>>(f: F) {

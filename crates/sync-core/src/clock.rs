@@ -118,10 +118,7 @@ impl VectorClock {
     /// Fails with [`Error::ClockTooLarge`] when the clock has more than `limit` entries.
     pub fn check_limit(&self, limit: usize) -> Result<()> {
         if self.0.len() > limit {
-            return Err(Error::ClockTooLarge {
-                entries: self.0.len(),
-                limit,
-            });
+            return Err(Error::ClockTooLarge { entries: self.0.len(), limit });
         }
         Ok(())
     }

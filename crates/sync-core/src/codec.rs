@@ -56,24 +56,17 @@ impl Codec {
     /// Encodes a message.
     pub fn encode<T: Serialize>(self, value: &T) -> Result<Vec<u8>> {
         match self {
-            Codec::Postcard => postcard::to_stdvec(value)
-                .map_err(|e| Error::invalid(format!("cannot encode: {e}"))),
-            Codec::Json => {
-                serde_json::to_vec(value).map_err(|e| Error::invalid(format!("cannot encode: {e}")))
-            }
+            Codec::Postcard => postcard::to_stdvec(value).map_err(|e| Error::invalid(format!("cannot encode: {e}"))),
+            Codec::Json => serde_json::to_vec(value).map_err(|e| Error::invalid(format!("cannot encode: {e}"))),
         }
     }
 
     /// Decodes a message; trailing bytes are an error.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T> {
-        let decode_err = |message: String| Error::Decode {
-            format: self.name(),
-            message,
-        };
+        let decode_err = |message: String| Error::Decode { format: self.name(), message };
         match self {
             Codec::Postcard => {
-                let (value, rest) =
-                    postcard::take_from_bytes(bytes).map_err(|e| decode_err(e.to_string()))?;
+                let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| decode_err(e.to_string()))?;
                 if !rest.is_empty() {
                     return Err(decode_err(format!("{} trailing bytes", rest.len())));
                 }

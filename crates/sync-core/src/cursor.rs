@@ -34,21 +34,11 @@ pub struct Cursor {
 
 impl Cursor {
     /// The beginning of any store's feed.
-    pub const START: Cursor = Cursor {
-        store: None,
-        seq: 0,
-    };
+    pub const START: Cursor = Cursor { store: None, seq: 0 };
 
     /// The position after `seq` in `store`'s feed.
     pub fn new(store: NodeId, seq: u64) -> Self {
-        if seq == 0 {
-            Cursor::START
-        } else {
-            Cursor {
-                store: Some(store),
-                seq,
-            }
-        }
+        if seq == 0 { Cursor::START } else { Cursor { store: Some(store), seq } }
     }
 
     /// The store this cursor belongs to; `None` for [`Cursor::START`].
@@ -66,10 +56,7 @@ impl Cursor {
         match self.store {
             None => Ok(0),
             Some(found) if found == store => Ok(self.seq),
-            Some(found) => Err(Error::ForeignCursor {
-                expected: store,
-                found,
-            }),
+            Some(found) => Err(Error::ForeignCursor { expected: store, found }),
         }
     }
 }
@@ -86,40 +73,24 @@ impl fmt::Display for Cursor {
 impl FromStr for Cursor {
     type Err = Error;
     fn from_str(input: &str) -> Result<Self> {
-        let malformed = |reason: &str| Error::MalformedCursor {
-            input: input.chars().take(80).collect(),
-            reason: reason.into(),
-        };
+        let malformed =
+            |reason: &str| Error::MalformedCursor { input: input.chars().take(80).collect(), reason: reason.into() };
         if input == "0" {
             return Ok(Cursor::START);
         }
-        let (store, seq) = input
-            .split_once('.')
-            .ok_or_else(|| malformed("expected `0` or `<store>.<seq>`"))?;
-        if store.len() != 32
-            || !store
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        {
+        let (store, seq) = input.split_once('.').ok_or_else(|| malformed("expected `0` or `<store>.<seq>`"))?;
+        if store.len() != 32 || !store.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
             return Err(malformed("store id must be 32 lowercase hex digits"));
         }
         let store: NodeId = store.parse().map_err(|_| malformed("bad store id"))?;
-        if seq.is_empty()
-            || !seq.bytes().all(|b| b.is_ascii_digit())
-            || (seq.len() > 1 && seq.starts_with('0'))
-        {
-            return Err(malformed(
-                "seq must be a decimal number without leading zeros",
-            ));
+        if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) || (seq.len() > 1 && seq.starts_with('0')) {
+            return Err(malformed("seq must be a decimal number without leading zeros"));
         }
         let seq: u64 = seq.parse().map_err(|_| malformed("seq out of range"))?;
         if seq == 0 {
             return Err(malformed("seq 0 is written `0`"));
         }
-        Ok(Cursor {
-            store: Some(store),
-            seq,
-        })
+        Ok(Cursor { store: Some(store), seq })
     }
 }
 

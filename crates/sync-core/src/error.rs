@@ -135,17 +135,12 @@ impl Error {
 
     /// Wraps a backend error as [`Error::Storage`].
     pub fn storage(action: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        Error::Storage {
-            action: action.into(),
-            source: source.into(),
-        }
+        Error::Storage { action: action.into(), source: source.into() }
     }
 
     /// Builds [`Error::InvalidInput`].
     pub fn invalid(reason: impl Into<String>) -> Self {
-        Error::InvalidInput {
-            reason: reason.into(),
-        }
+        Error::InvalidInput { reason: reason.into() }
     }
 }
 

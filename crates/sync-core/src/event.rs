@@ -41,11 +41,7 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// An event with a fresh id and no metadata.
-    pub fn new(
-        kind: impl Into<String>,
-        aggregate_id: impl Into<String>,
-        data: impl Into<Bytes>,
-    ) -> Self {
+    pub fn new(kind: impl Into<String>, aggregate_id: impl Into<String>, data: impl Into<Bytes>) -> Self {
         NewEvent {
             id: EventId::new(),
             kind: kind.into(),
@@ -61,8 +57,7 @@ impl NewEvent {
         aggregate_id: impl Into<String>,
         value: &T,
     ) -> crate::Result<Self> {
-        let data = serde_json::to_vec(value)
-            .map_err(|e| crate::Error::invalid(format!("event data: {e}")))?;
+        let data = serde_json::to_vec(value).map_err(|e| crate::Error::invalid(format!("event data: {e}")))?;
         Ok(Self::new(kind, aggregate_id, data))
     }
 
@@ -121,10 +116,7 @@ pub struct Event {
 impl Event {
     /// Decodes `data` as JSON.
     pub fn data_json<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
-        serde_json::from_slice(&self.data).map_err(|e| crate::Error::Decode {
-            format: "json",
-            message: e.to_string(),
-        })
+        serde_json::from_slice(&self.data).map_err(|e| crate::Error::Decode { format: "json", message: e.to_string() })
     }
 
     /// The total-order key used to break ties: `(hlc, node, id)`.
@@ -137,11 +129,7 @@ impl Event {
         self.data.len()
             + self.kind.len()
             + self.aggregate_id.len()
-            + self
-                .metadata
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
+            + self.metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
             + self.clock.len() * 24
             + 64
     }
@@ -155,20 +143,13 @@ mod data_serde {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(super) fn serialize<S: Serializer>(data: &Bytes, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.serialize_str(&STANDARD.encode(data))
-        } else {
-            s.serialize_bytes(data)
-        }
+        if s.is_human_readable() { s.serialize_str(&STANDARD.encode(data)) } else { s.serialize_bytes(data) }
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
         if d.is_human_readable() {
             let text = String::deserialize(d)?;
-            STANDARD
-                .decode(text.as_bytes())
-                .map(Bytes::from)
-                .map_err(serde::de::Error::custom)
+            STANDARD.decode(text.as_bytes()).map(Bytes::from).map_err(serde::de::Error::custom)
         } else {
             let bytes = serde_bytes::ByteBuf::deserialize(d)?;
             Ok(Bytes::from(bytes.into_vec()))

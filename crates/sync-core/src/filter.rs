@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Event;
+use crate::{Event, NodeId};
 
 /// A serializable event predicate. Every set part must match; an empty
 /// filter matches everything. Sent to the server on pull (see
@@ -29,6 +29,10 @@ pub struct Filter {
     /// Only events whose metadata has each of these key/value pairs.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Leave out events that this node appended. A client pulls with its own
+    /// node id here so its pushed events do not travel back to it.
+    #[serde(default)]
+    pub exclude_origin: Option<NodeId>,
 }
 
 impl Filter {
@@ -50,20 +54,25 @@ impl Filter {
         self
     }
 
+    /// Leaves out events appended by `node`.
+    pub fn exclude_origin(mut self, node: NodeId) -> Self {
+        self.exclude_origin = Some(node);
+        self
+    }
+
     /// True when the filter has no condition.
     pub fn is_empty(&self) -> bool {
-        self.aggregate_prefix.is_none() && self.kinds.is_empty() && self.metadata.is_empty()
+        self.aggregate_prefix.is_none()
+            && self.kinds.is_empty()
+            && self.metadata.is_empty()
+            && self.exclude_origin.is_none()
     }
 
     /// Does `event` pass?
     pub fn matches(&self, event: &Event) -> bool {
-        self.aggregate_prefix
-            .as_deref()
-            .is_none_or(|p| event.aggregate_id.starts_with(p))
-            && (self.kinds.is_empty() || self.kinds.iter().any(|k| *k == event.kind))
-            && self
-                .metadata
-                .iter()
-                .all(|(k, v)| event.metadata.get(k) == Some(v))
+        self.aggregate_prefix.as_deref().is_none_or(|p| event.aggregate_id.starts_with(p))
+            && (self.kinds.is_empty() || self.kinds.contains(&event.kind))
+            && self.metadata.iter().all(|(k, v)| event.metadata.get(k) == Some(v))
+            && self.exclude_origin != Some(event.origin.node)
     }
 }

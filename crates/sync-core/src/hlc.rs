@@ -19,9 +19,7 @@ use serde::{Deserialize, Serialize};
 /// let remote = Hlc { wall_ms: 5_000, logical: 3 };
 /// assert!(b.observe(remote).tick(1_000) > remote);
 /// ```
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Hlc {
     /// Milliseconds since the Unix epoch.
     pub wall_ms: u64,
@@ -31,28 +29,16 @@ pub struct Hlc {
 
 impl Hlc {
     /// The smallest timestamp.
-    pub const ZERO: Hlc = Hlc {
-        wall_ms: 0,
-        logical: 0,
-    };
+    pub const ZERO: Hlc = Hlc { wall_ms: 0, logical: 0 };
 
     /// The timestamp for a new local event, given the last one and the wall clock.
     pub fn tick(self, now_ms: u64) -> Hlc {
         if now_ms > self.wall_ms {
-            Hlc {
-                wall_ms: now_ms,
-                logical: 0,
-            }
+            Hlc { wall_ms: now_ms, logical: 0 }
         } else if self.logical == u32::MAX {
-            Hlc {
-                wall_ms: self.wall_ms + 1,
-                logical: 0,
-            }
+            Hlc { wall_ms: self.wall_ms + 1, logical: 0 }
         } else {
-            Hlc {
-                wall_ms: self.wall_ms,
-                logical: self.logical + 1,
-            }
+            Hlc { wall_ms: self.wall_ms, logical: self.logical + 1 }
         }
     }
 
@@ -63,9 +49,6 @@ impl Hlc {
 
     /// The wall clock in milliseconds since the Unix epoch.
     pub fn now_ms() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
 }

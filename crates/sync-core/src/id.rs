@@ -21,20 +21,14 @@ pub struct NodeId(Uuid);
 
 impl Serialize for NodeId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.collect_str(self)
-        } else {
-            self.0.serialize(s)
-        }
+        if s.is_human_readable() { s.collect_str(self) } else { self.0.serialize(s) }
     }
 }
 
 impl<'de> Deserialize<'de> for NodeId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         if d.is_human_readable() {
-            String::deserialize(d)?
-                .parse()
-                .map_err(serde::de::Error::custom)
+            String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
         } else {
             Uuid::deserialize(d).map(NodeId)
         }
@@ -73,9 +67,7 @@ impl fmt::Debug for NodeId {
 impl FromStr for NodeId {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Uuid::try_parse(s)
-            .map(NodeId)
-            .map_err(|e| Error::invalid(format!("node id {s:?}: {e}")))
+        Uuid::try_parse(s).map(NodeId).map_err(|e| Error::invalid(format!("node id {s:?}: {e}")))
     }
 }
 
@@ -136,8 +128,6 @@ impl fmt::Debug for EventId {
 impl FromStr for EventId {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Uuid::try_parse(s)
-            .map(EventId)
-            .map_err(|e| Error::invalid(format!("event id {s:?}: {e}")))
+        Uuid::try_parse(s).map(EventId).map_err(|e| Error::invalid(format!("event id {s:?}: {e}")))
     }
 }

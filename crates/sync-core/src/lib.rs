@@ -32,12 +32,10 @@ pub use filter::Filter;
 pub use hlc::Hlc;
 pub use id::{EventId, NodeId};
 pub use resolve::{
-    AdditiveMerge, ByKind, Conflict, ConflictResolver, FirstWriteWins, FnResolver, LastWriteWins,
-    Resolution, ResolvedConflict, View, ViewEntry, find_conflicts, resolved_view, resolver_fn,
+    AdditiveMerge, ByKind, Conflict, ConflictResolver, FirstWriteWins, FnResolver, LastWriteWins, Resolution,
+    ResolvedConflict, View, ViewEntry, find_conflicts, resolved_view, resolver_fn,
 };
-pub use store::{
-    AppendOutcome, Checkpoint, ClockBook, EventStore, Limits, Page, ScanRow, page_from_scan,
-};
+pub use store::{AppendOutcome, Checkpoint, ClockBook, EventStore, Limits, Page, ScanRow, page_from_scan};
 pub use transport::{PushAck, PushResult, PushStatus, Transport};
 
 #[cfg(test)]
@@ -57,10 +55,7 @@ mod codec_tests {
             any::<u32>(),
         )
             .prop_map(|(id, kind, agg, data, metadata, clock, wall_ms, logical)| {
-                let clock: VectorClock = clock
-                    .into_iter()
-                    .map(|(n, c)| (NodeId::from_bytes(n), c))
-                    .collect();
+                let clock: VectorClock = clock.into_iter().map(|(n, c)| (NodeId::from_bytes(n), c)).collect();
                 let (node, counter) = clock.iter().next().unwrap();
                 Event {
                     id: EventId::from_bytes(id),
@@ -96,18 +91,12 @@ mod codec_tests {
     #[test]
     fn json_shape_is_readable() {
         let node = NodeId::from_bytes([1; 16]);
-        let e = NewEvent::new("note.added", "note-1", "hi")
-            .with_id(EventId::from_bytes([2; 16]))
-            .stamp(
-                Dot { node, counter: 1 },
-                [(node, 1)].into_iter().collect(),
-                Hlc {
-                    wall_ms: 5,
-                    logical: 0,
-                },
-            );
-        let json: serde_json::Value =
-            serde_json::from_slice(&Codec::Json.encode(&e).unwrap()).unwrap();
+        let e = NewEvent::new("note.added", "note-1", "hi").with_id(EventId::from_bytes([2; 16])).stamp(
+            Dot { node, counter: 1 },
+            [(node, 1)].into_iter().collect(),
+            Hlc { wall_ms: 5, logical: 0 },
+        );
+        let json: serde_json::Value = serde_json::from_slice(&Codec::Json.encode(&e).unwrap()).unwrap();
         assert_eq!(json["data"], "aGk=");
         assert_eq!(json["id"], "02020202-0202-0202-0202-020202020202");
         assert_eq!(json["clock"]["01010101010101010101010101010101"], 1);
@@ -118,9 +107,6 @@ mod codec_tests {
     fn postcard_rejects_trailing_bytes() {
         let mut bytes = Codec::Postcard.encode(&7u32).unwrap();
         bytes.push(0);
-        assert_eq!(
-            Codec::Postcard.decode::<u32>(&bytes).unwrap_err().code(),
-            ErrorCode::Malformed
-        );
+        assert_eq!(Codec::Postcard.decode::<u32>(&bytes).unwrap_err().code(), ErrorCode::Malformed);
     }
 }

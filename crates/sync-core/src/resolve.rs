@@ -70,9 +70,7 @@ pub struct LastWriteWins;
 
 impl ConflictResolver for LastWriteWins {
     fn resolve(&self, c: &Conflict) -> Resolution {
-        c.events
-            .last()
-            .map_or(Resolution::KeepAll, |e| Resolution::Winner(e.id))
+        c.events.last().map_or(Resolution::KeepAll, |e| Resolution::Winner(e.id))
     }
 }
 
@@ -82,9 +80,7 @@ pub struct FirstWriteWins;
 
 impl ConflictResolver for FirstWriteWins {
     fn resolve(&self, c: &Conflict) -> Resolution {
-        c.events
-            .first()
-            .map_or(Resolution::KeepAll, |e| Resolution::Winner(e.id))
+        c.events.first().map_or(Resolution::KeepAll, |e| Resolution::Winner(e.id))
     }
 }
 
@@ -144,18 +140,11 @@ pub struct ByKind {
 impl ByKind {
     /// `default` resolves every kind not registered with [`ByKind::kind`].
     pub fn new(default: impl ConflictResolver + 'static) -> Self {
-        ByKind {
-            default: Box::new(default),
-            kinds: HashMap::new(),
-        }
+        ByKind { default: Box::new(default), kinds: HashMap::new() }
     }
 
     /// Uses `resolver` for events of `kind`.
-    pub fn kind(
-        mut self,
-        kind: impl Into<String>,
-        resolver: impl ConflictResolver + 'static,
-    ) -> Self {
+    pub fn kind(mut self, kind: impl Into<String>, resolver: impl ConflictResolver + 'static) -> Self {
         self.kinds.insert(kind.into(), Box::new(resolver));
         self
     }
@@ -174,10 +163,7 @@ pub fn find_conflicts(events: &[Event]) -> Vec<Conflict> {
     let mut seen = std::collections::HashSet::new();
     for e in events {
         if seen.insert(e.id) {
-            by_key
-                .entry((&e.aggregate_id, &e.kind))
-                .or_default()
-                .push(e);
+            by_key.entry((&e.aggregate_id, &e.kind)).or_default().push(e);
         }
     }
     let mut out = Vec::new();
@@ -282,15 +268,10 @@ pub fn resolved_view(events: &[Event], resolver: &dyn ConflictResolver) -> View 
         .into_iter()
         .map(|conflict| {
             let resolution = match resolver.resolve(&conflict) {
-                Resolution::Winner(id) if !conflict.events.iter().any(|e| e.id == id) => {
-                    Resolution::KeepAll
-                }
+                Resolution::Winner(id) if !conflict.events.iter().any(|e| e.id == id) => Resolution::KeepAll,
                 other => other,
             };
-            ResolvedConflict {
-                conflict,
-                resolution,
-            }
+            ResolvedConflict { conflict, resolution }
         })
         .collect();
 
@@ -309,11 +290,7 @@ pub fn resolved_view(events: &[Event], resolver: &dyn ConflictResolver) -> View 
             }
             Resolution::KeepAll => {}
             Resolution::Merged(_) => {
-                let (last, rest) = rc
-                    .conflict
-                    .events
-                    .split_last()
-                    .expect("a conflict has two or more events");
+                let (last, rest) = rc.conflict.events.split_last().expect("a conflict has two or more events");
                 for e in rest {
                     fate.insert(e.id, Fate::Hidden);
                 }
@@ -331,9 +308,7 @@ pub fn resolved_view(events: &[Event], resolver: &dyn ConflictResolver) -> View 
             None => Some(ViewEntry::Event(e.clone())),
             Some(Fate::Hidden) => None,
             Some(Fate::MergedHere(rc)) => {
-                let Resolution::Merged(data) = &rc.resolution else {
-                    unreachable!("only merged sets are placed")
-                };
+                let Resolution::Merged(data) = &rc.resolution else { unreachable!("only merged sets are placed") };
                 Some(ViewEntry::Merged {
                     aggregate_id: rc.conflict.aggregate_id.clone(),
                     kind: rc.conflict.kind.clone(),
@@ -356,10 +331,8 @@ mod tests {
     /// each step is (replica, aggregate, kind, sync-with-replica?).
     fn history(steps: &[(usize, usize, usize, Option<usize>)]) -> Vec<Event> {
         let nodes: Vec<NodeId> = (1..=3u8).map(|i| NodeId::from_bytes([i; 16])).collect();
-        let mut books: Vec<ClockBook> = nodes
-            .iter()
-            .map(|n| ClockBook::new(*n, Hlc::ZERO, Limits::default()))
-            .collect();
+        let mut books: Vec<ClockBook> =
+            nodes.iter().map(|n| ClockBook::new(*n, Hlc::ZERO, Limits::default())).collect();
         let mut known: Vec<Vec<Event>> = vec![Vec::new(); 3];
         let mut all = Vec::new();
         for (i, &(r, agg, kind, sync)) in steps.iter().enumerate() {
@@ -386,26 +359,12 @@ mod tests {
     }
 
     fn steps() -> impl Strategy<Value = Vec<(usize, usize, usize, Option<usize>)>> {
-        proptest::collection::vec(
-            (
-                0..3usize,
-                0..2usize,
-                0..2usize,
-                proptest::option::of(0..3usize),
-            ),
-            1..14,
-        )
+        proptest::collection::vec((0..3usize, 0..2usize, 0..2usize, proptest::option::of(0..3usize)), 1..14)
     }
 
     fn merger() -> impl ConflictResolver {
         resolver_fn(|c: &Conflict| {
-            Resolution::Merged(
-                c.events
-                    .iter()
-                    .flat_map(|e| e.data.to_vec())
-                    .collect::<Vec<u8>>()
-                    .into(),
-            )
+            Resolution::Merged(c.events.iter().flat_map(|e| e.data.to_vec()).collect::<Vec<u8>>().into())
         })
     }
 
@@ -464,21 +423,12 @@ mod tests {
         let c = &find_conflicts(&events)[0];
         assert_eq!(c.events.len(), 3);
         assert_eq!(LastWriteWins.resolve(c), Resolution::Winner(c.events[2].id));
-        assert_eq!(
-            FirstWriteWins.resolve(c),
-            Resolution::Winner(c.events[0].id)
-        );
+        assert_eq!(FirstWriteWins.resolve(c), Resolution::Winner(c.events[0].id));
         assert_eq!(AdditiveMerge.resolve(c), Resolution::KeepAll);
         let merged = resolved_view(&events, &merger());
         assert_eq!(merged.entries.len(), 1);
-        assert!(
-            matches!(&merged.entries[0], ViewEntry::Merged { replaces, .. } if replaces.len() == 3)
-        );
+        assert!(matches!(&merged.entries[0], ViewEntry::Merged { replaces, .. } if replaces.len() == 3));
         let faulty = resolver_fn(|_| Resolution::Winner(EventId::from_bytes([0xff; 16])));
-        assert_eq!(
-            resolved_view(&events, &faulty).entries.len(),
-            3,
-            "an unknown winner hides nothing"
-        );
+        assert_eq!(resolved_view(&events, &faulty).entries.len(), 3, "an unknown winner hides nothing");
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::DEFAULT_MAX_CLOCK_ENTRIES;
 use crate::error::{Error, Result};
-use crate::{Cursor, Event, EventId, Filter, Hlc, NewEvent, NodeId, VectorClock};
+use crate::{Causality, Cursor, Event, EventId, Filter, Hlc, NewEvent, NodeId, VectorClock};
 
 /// A durable, append-only, deduplicated event log with a change feed.
 ///
@@ -28,11 +28,7 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Adds events made elsewhere, keeping their header. `source` names the
     /// peer they came from, so a push to that peer can skip them.
-    fn apply(
-        &self,
-        events: Vec<Event>,
-        source: &str,
-    ) -> impl Future<Output = Result<AppendOutcome>> + Send;
+    fn apply(&self, events: Vec<Event>, source: &str) -> impl Future<Output = Result<AppendOutcome>> + Send;
 
     /// Up to `limit` events inserted after `after` that pass `filter`, in
     /// insertion order, leaving out those applied from `skip_source`.
@@ -45,11 +41,21 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Page>> + Send;
 
     /// Every event of one aggregate inserted after `after`, in insertion order.
-    fn load_aggregate(
-        &self,
-        aggregate_id: &str,
-        after: &Cursor,
-    ) -> impl Future<Output = Result<Vec<Event>>> + Send;
+    fn load_aggregate(&self, aggregate_id: &str, after: &Cursor) -> impl Future<Output = Result<Vec<Event>>> + Send;
+
+    /// The merge of the clocks of every event of one aggregate (empty if none).
+    ///
+    /// The default reads the whole aggregate; stores that keep the clock
+    /// (they must, for [`ClockBook`]) should answer with one lookup.
+    fn aggregate_clock(&self, aggregate_id: &str) -> impl Future<Output = Result<VectorClock>> + Send {
+        async move {
+            let mut clock = VectorClock::new();
+            for e in self.load_aggregate(aggregate_id, &Cursor::START).await? {
+                clock.merge(&e.clock);
+            }
+            Ok(clock)
+        }
+    }
 
     /// The cursor after the last inserted event.
     fn head(&self) -> impl Future<Output = Result<Cursor>> + Send;
@@ -61,14 +67,53 @@ pub trait EventStore: Send + Sync + 'static {
     fn checkpoint(&self, peer: &str) -> impl Future<Output = Result<Checkpoint>> + Send;
 
     /// Records the sync progress with `peer`.
-    fn set_checkpoint(
-        &self,
-        peer: &str,
-        checkpoint: &Checkpoint,
-    ) -> impl Future<Output = Result<()>> + Send;
+    fn set_checkpoint(&self, peer: &str, checkpoint: &Checkpoint) -> impl Future<Output = Result<()>> + Send;
 
     /// Flushes and releases the store.
     fn close(&self) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A shared store is a store: the server and a manager can hold one together.
+impl<S: EventStore> EventStore for std::sync::Arc<S> {
+    fn node_id(&self) -> NodeId {
+        (**self).node_id()
+    }
+    fn append(&self, events: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome>> + Send {
+        (**self).append(events)
+    }
+    fn apply(&self, events: Vec<Event>, source: &str) -> impl Future<Output = Result<AppendOutcome>> + Send {
+        (**self).apply(events, source)
+    }
+    fn load(
+        &self,
+        after: &Cursor,
+        limit: usize,
+        filter: &Filter,
+        skip_source: Option<&str>,
+    ) -> impl Future<Output = Result<Page>> + Send {
+        (**self).load(after, limit, filter, skip_source)
+    }
+    fn load_aggregate(&self, aggregate_id: &str, after: &Cursor) -> impl Future<Output = Result<Vec<Event>>> + Send {
+        (**self).load_aggregate(aggregate_id, after)
+    }
+    fn aggregate_clock(&self, aggregate_id: &str) -> impl Future<Output = Result<VectorClock>> + Send {
+        (**self).aggregate_clock(aggregate_id)
+    }
+    fn head(&self) -> impl Future<Output = Result<Cursor>> + Send {
+        (**self).head()
+    }
+    fn version_vector(&self) -> impl Future<Output = Result<VectorClock>> + Send {
+        (**self).version_vector()
+    }
+    fn checkpoint(&self, peer: &str) -> impl Future<Output = Result<Checkpoint>> + Send {
+        (**self).checkpoint(peer)
+    }
+    fn set_checkpoint(&self, peer: &str, checkpoint: &Checkpoint) -> impl Future<Output = Result<()>> + Send {
+        (**self).set_checkpoint(peer, checkpoint)
+    }
+    fn close(&self) -> impl Future<Output = Result<()>> + Send {
+        (**self).close()
+    }
 }
 
 /// What an append or apply did.
@@ -78,6 +123,11 @@ pub struct AppendOutcome {
     pub inserted: Vec<EventId>,
     /// Ids that were already present (or repeated within the batch).
     pub duplicates: Vec<EventId>,
+    /// Inserted ids (of `apply`) whose clock did not cover everything the
+    /// store already held of their aggregate when they were inserted, as
+    /// reported by [`ClockBook::observe`]. Every new conflict involves at
+    /// least one of these, so the sync manager only inspects their aggregates.
+    pub concurrent: Vec<EventId>,
 }
 
 /// One page of a change feed.
@@ -113,11 +163,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_data_bytes: 1 << 20,
-            max_clock_entries: DEFAULT_MAX_CLOCK_ENTRIES,
-            max_name_bytes: 1024,
-        }
+        Limits { max_data_bytes: 1 << 20, max_clock_entries: DEFAULT_MAX_CLOCK_ENTRIES, max_name_bytes: 1024 }
     }
 }
 
@@ -161,11 +207,8 @@ impl Limits {
                 limit: self.max_data_bytes,
             });
         }
-        let longest = metadata
-            .iter()
-            .flat_map(|(k, v)| [k.len(), v.len()])
-            .chain([kind.len(), aggregate_id.len()])
-            .max();
+        let longest =
+            metadata.iter().flat_map(|(k, v)| [k.len(), v.len()]).chain([kind.len(), aggregate_id.len()]).max();
         if let Some(len) = longest.filter(|&l| l > self.max_name_bytes) {
             return Err(Error::TooLarge {
                 what: format!("a name (aggregate id, kind or metadata) of event {id}"),
@@ -210,13 +253,7 @@ impl ClockBook {
     /// `aggregates` and `origins` (including this node's own counter) with
     /// the persisted entries the batch touches before stamping.
     pub fn new(node: NodeId, hlc: Hlc, limits: Limits) -> Self {
-        ClockBook {
-            node,
-            limits,
-            hlc,
-            aggregates: HashMap::new(),
-            origins: HashMap::new(),
-        }
+        ClockBook { node, limits, hlc, aggregates: HashMap::new(), origins: HashMap::new() }
     }
 
     /// Validates and stamps a local event.
@@ -224,36 +261,29 @@ impl ClockBook {
         self.limits.check_new(&event)?;
         let counter = self.origins.entry(self.node).or_insert(0);
         *counter += 1;
-        let dot = crate::Dot {
-            node: self.node,
-            counter: *counter,
-        };
-        let mut clock = self
-            .aggregates
-            .get(&event.aggregate_id)
-            .cloned()
-            .unwrap_or_default();
+        let dot = crate::Dot { node: self.node, counter: *counter };
+        let mut clock = self.aggregates.get(&event.aggregate_id).cloned().unwrap_or_default();
         clock.set(self.node, dot.counter);
         clock.check_limit(self.limits.max_clock_entries)?;
         self.hlc = self.hlc.tick(now_ms);
-        self.aggregates
-            .insert(event.aggregate_id.clone(), clock.clone());
+        self.aggregates.insert(event.aggregate_id.clone(), clock.clone());
         Ok(event.stamp(dot, clock, self.hlc))
     }
 
-    /// Validates a remote event and records what it teaches.
-    pub fn observe(&mut self, event: &Event) -> Result<()> {
+    /// Validates a remote event and records what it teaches. Returns true
+    /// when the event is *concurrent* with something already known of its
+    /// aggregate (its clock does not cover the aggregate's clock): only such
+    /// events can start a conflict, see [`AppendOutcome::concurrent`].
+    pub fn observe(&mut self, event: &Event) -> Result<bool> {
         self.limits.check_remote(event)?;
-        let clock = self
-            .aggregates
-            .entry(event.aggregate_id.clone())
-            .or_default();
+        let clock = self.aggregates.entry(event.aggregate_id.clone()).or_default();
+        let concurrent = !matches!(clock.compare(&event.clock), Causality::Before | Causality::Equal);
         clock.merge(&event.clock);
         clock.check_limit(self.limits.max_clock_entries)?;
         let counter = self.origins.entry(event.origin.node).or_insert(0);
         *counter = (*counter).max(event.origin.counter);
         self.hlc = self.hlc.observe(event.hlc);
-        Ok(())
+        Ok(concurrent)
     }
 }
 
@@ -300,11 +330,7 @@ where
         let exhausted = rows.len() < chunk;
         for row in rows {
             if events.len() == limit || scanned == budget {
-                return Ok(Page {
-                    events,
-                    next: Cursor::new(store, last),
-                    has_more: true,
-                });
+                return Ok(Page { events, next: Cursor::new(store, last), has_more: true });
             }
             scanned += 1;
             last = row.seq;
@@ -314,11 +340,7 @@ where
             }
         }
         if exhausted {
-            return Ok(Page {
-                events,
-                next: Cursor::new(store, last),
-                has_more: false,
-            });
+            return Ok(Page { events, next: Cursor::new(store, last), has_more: false });
         }
     }
 }

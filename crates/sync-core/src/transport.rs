@@ -19,12 +19,21 @@ pub trait Transport: Send + Sync + 'static {
     fn push(&self, events: Vec<Event>) -> impl Future<Output = Result<PushAck>> + Send;
 
     /// Reads one page of the peer's change feed after `after`.
-    fn pull(
-        &self,
-        after: &Cursor,
-        limit: usize,
-        filter: &Filter,
-    ) -> impl Future<Output = Result<Page>> + Send;
+    fn pull(&self, after: &Cursor, limit: usize, filter: &Filter) -> impl Future<Output = Result<Page>> + Send;
+}
+
+impl<T: Transport> Transport for std::sync::Arc<T> {
+    fn peer(&self) -> &str {
+        (**self).peer()
+    }
+
+    fn push(&self, events: Vec<Event>) -> impl Future<Output = Result<PushAck>> + Send {
+        (**self).push(events)
+    }
+
+    fn pull(&self, after: &Cursor, limit: usize, filter: &Filter) -> impl Future<Output = Result<Page>> + Send {
+        (**self).pull(after, limit, filter)
+    }
 }
 
 /// The peer's answer to a push: one entry per pushed event, in order.

@@ -27,23 +27,14 @@ pub struct Principal {
 impl Principal {
     /// A caller allowed everything.
     pub fn unrestricted(name: impl Into<String>) -> Self {
-        Principal {
-            name: name.into(),
-            tenant: None,
-            aggregate_prefixes: Vec::new(),
-        }
+        Principal { name: name.into(), tenant: None, aggregate_prefixes: Vec::new() }
     }
 
     /// Is `event` inside this principal's scope?
     pub fn allows(&self, event: &Event) -> bool {
-        self.tenant
-            .as_ref()
-            .is_none_or(|t| event.metadata.get("tenant") == Some(t))
+        self.tenant.as_ref().is_none_or(|t| event.metadata.get("tenant") == Some(t))
             && (self.aggregate_prefixes.is_empty()
-                || self
-                    .aggregate_prefixes
-                    .iter()
-                    .any(|p| event.aggregate_id.starts_with(p.as_str())))
+                || self.aggregate_prefixes.iter().any(|p| event.aggregate_id.starts_with(p.as_str())))
     }
 
     /// `filter` narrowed to this principal's tenant (prefixes are checked per
@@ -121,9 +112,7 @@ pub enum TokensError {
         source: std::io::Error,
     },
     /// The JSON is not a map of token to principal.
-    #[snafu(display(
-        "tokens file is not a JSON object of token -> {{name, tenant?, aggregate_prefixes?}}: {source}"
-    ))]
+    #[snafu(display("tokens file is not a JSON object of token -> {{name, tenant?, aggregate_prefixes?}}: {source}"))]
     Parse {
         /// The JSON error.
         source: serde_json::Error,
@@ -157,9 +146,7 @@ impl StaticTokens {
     /// Reads a JSON tokens file (see [`StaticTokens::from_json`]).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, TokensError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).context(ReadSnafu {
-            path: path.display().to_string(),
-        })?;
+        let text = std::fs::read_to_string(path).context(ReadSnafu { path: path.display().to_string() })?;
         Self::from_json(&text)
     }
 }

@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sync_core::{
-    Cursor, Error, ErrorCode, Event, EventStore, Filter, Limits, Page, PushAck, PushResult,
-    PushStatus, Result,
+    Cursor, Error, ErrorCode, Event, EventStore, Filter, Limits, Page, PushAck, PushResult, PushStatus, Result,
 };
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -112,10 +111,7 @@ impl<S: EventStore> SyncService<S> {
                 crate::Denied::MissingToken => "missing bearer token",
                 crate::Denied::UnknownToken => "unknown bearer token",
             };
-            Error::Remote {
-                code: ErrorCode::Unauthorized,
-                message: message.into(),
-            }
+            Error::Remote { code: ErrorCode::Unauthorized, message: message.into() }
         })
     }
 
@@ -127,11 +123,7 @@ impl<S: EventStore> SyncService<S> {
         if events.len() > self.limits.max_batch_events {
             return Err(Error::Remote {
                 code: ErrorCode::TooLarge,
-                message: format!(
-                    "push has {} events, limit is {}",
-                    events.len(),
-                    self.limits.max_batch_events
-                ),
+                message: format!("push has {} events, limit is {}", events.len(), self.limits.max_batch_events),
             });
         }
         let started = Instant::now();
@@ -141,25 +133,14 @@ impl<S: EventStore> SyncService<S> {
             let verdict = if !principal.allows(&event) {
                 Err((
                     ErrorCode::Forbidden,
-                    format!(
-                        "aggregate {:?} is outside the scope of {}",
-                        event.aggregate_id, principal.name
-                    ),
+                    format!("aggregate {:?} is outside the scope of {}", event.aggregate_id, principal.name),
                 ))
             } else {
-                self.limits
-                    .events
-                    .check_remote(&event)
-                    .map_err(|e| (e.code(), e.to_string()))
+                self.limits.events.check_remote(&event).map_err(|e| (e.code(), e.to_string()))
             };
             match verdict {
                 Ok(()) => {
-                    results.push(PushResult {
-                        id: event.id,
-                        status: PushStatus::Accepted,
-                        code: None,
-                        reason: None,
-                    });
+                    results.push(PushResult { id: event.id, status: PushStatus::Accepted, code: None, reason: None });
                     accepted.push(event);
                 }
                 Err((code, reason)) => results.push(PushResult {
@@ -170,15 +151,10 @@ impl<S: EventStore> SyncService<S> {
                 }),
             }
         }
-        let outcome = self
-            .timed("push", self.store.apply(accepted, &principal.name))
-            .await?;
+        let outcome = self.timed("push", self.store.apply(accepted, &principal.name)).await?;
         if !outcome.duplicates.is_empty() {
             let dups: std::collections::HashSet<_> = outcome.duplicates.iter().collect();
-            for r in results
-                .iter_mut()
-                .filter(|r| r.status == PushStatus::Accepted && dups.contains(&r.id))
-            {
+            for r in results.iter_mut().filter(|r| r.status == PushStatus::Accepted && dups.contains(&r.id)) {
                 r.status = PushStatus::Duplicate;
             }
         }
@@ -189,12 +165,8 @@ impl<S: EventStore> SyncService<S> {
             .increment(outcome.inserted.len() as u64);
         metrics::counter!("synckit_server_push_events_total", "status" => "duplicate")
             .increment(outcome.duplicates.len() as u64);
-        let rejected = results
-            .iter()
-            .filter(|r| r.status == PushStatus::Rejected)
-            .count();
-        metrics::counter!("synckit_server_push_events_total", "status" => "rejected")
-            .increment(rejected as u64);
+        let rejected = results.iter().filter(|r| r.status == PushStatus::Rejected).count();
+        metrics::counter!("synckit_server_push_events_total", "status" => "rejected").increment(rejected as u64);
         metrics::histogram!("synckit_server_push_seconds").record(started.elapsed().as_secs_f64());
         if rejected > 0 {
             warn!(principal = %principal.name, rejected, "push had rejected events");
@@ -205,22 +177,14 @@ impl<S: EventStore> SyncService<S> {
 
     /// One page of the change feed after `after`, narrowed to the
     /// principal's scope. `limit` is lowered to `max_page_events`.
-    pub async fn pull(
-        &self,
-        principal: &Principal,
-        after: &Cursor,
-        limit: usize,
-        filter: &Filter,
-    ) -> Result<Page> {
+    pub async fn pull(&self, principal: &Principal, after: &Cursor, limit: usize, filter: &Filter) -> Result<Page> {
         if limit == 0 {
             return Err(Error::invalid("limit must be at least 1"));
         }
         let started = Instant::now();
         let limit = limit.min(self.limits.max_page_events);
         let filter = principal.narrow(filter)?;
-        let mut page = self
-            .timed("pull", self.store.load(after, limit, &filter, None))
-            .await?;
+        let mut page = self.timed("pull", self.store.load(after, limit, &filter, None)).await?;
         page.events.retain(|e| principal.allows(e));
         metrics::counter!("synckit_server_pull_events_total").increment(page.events.len() as u64);
         metrics::histogram!("synckit_server_pull_seconds").record(started.elapsed().as_secs_f64());
@@ -239,17 +203,10 @@ impl<S: EventStore> SyncService<S> {
         }
     }
 
-    async fn timed<T>(
-        &self,
-        action: &str,
-        fut: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
+    async fn timed<T>(&self, action: &str, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         let limit = self.limits.request_timeout;
         tokio::time::timeout(limit, fut)
             .await
-            .map_err(|_| Error::Timeout {
-                action: action.into(),
-                millis: limit.as_millis() as u64,
-            })?
+            .map_err(|_| Error::Timeout { action: action.into(), millis: limit.as_millis() as u64 })?
     }
 }

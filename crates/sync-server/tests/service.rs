@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use sync_core::{
-    AppendOutcome, Checkpoint, ClockBook, Cursor, ErrorCode, Event, EventStore, Filter, Hlc,
-    Limits, NewEvent, NodeId, Page, PushStatus, Result, VectorClock,
+    AppendOutcome, Checkpoint, ClockBook, Cursor, ErrorCode, Event, EventStore, Filter, Hlc, Limits, NewEvent, NodeId,
+    Page, PushStatus, Result, VectorClock,
 };
 use sync_server::{Principal, ServerLimits, StaticTokens, SyncService};
 use sync_testkit::MemoryStore;
@@ -24,22 +24,14 @@ fn events(specs: &[(&str, Option<&str>)]) -> Vec<Event> {
 }
 
 fn alice() -> Principal {
-    Principal {
-        name: "alice".into(),
-        tenant: Some("acme".into()),
-        aggregate_prefixes: vec!["todo-".into()],
-    }
+    Principal { name: "alice".into(), tenant: Some("acme".into()), aggregate_prefixes: vec!["todo-".into()] }
 }
 
 #[tokio::test]
 async fn pushes_outside_scope_are_rejected_per_event() {
     let service = SyncService::new(MemoryStore::new());
-    let batch = events(&[
-        ("todo-1", Some("acme")),
-        ("todo-2", Some("globex")),
-        ("user-1", Some("acme")),
-        ("todo-3", None),
-    ]);
+    let batch =
+        events(&[("todo-1", Some("acme")), ("todo-2", Some("globex")), ("user-1", Some("acme")), ("todo-3", None)]);
     let ack = service.push(&alice(), batch.clone()).await.unwrap();
     let statuses: Vec<_> = ack.results.iter().map(|r| (r.status, r.code)).collect();
     assert_eq!(
@@ -52,15 +44,7 @@ async fn pushes_outside_scope_are_rejected_per_event() {
         ]
     );
     assert!(ack.results[1].reason.as_deref().unwrap().contains("todo-2"));
-    let all = service
-        .pull(
-            &Principal::unrestricted("ops"),
-            &Cursor::START,
-            100,
-            &Filter::default(),
-        )
-        .await
-        .unwrap();
+    let all = service.pull(&Principal::unrestricted("ops"), &Cursor::START, 100, &Filter::default()).await.unwrap();
     assert_eq!(all.events, batch[..1]);
 }
 
@@ -68,24 +52,14 @@ async fn pushes_outside_scope_are_rejected_per_event() {
 async fn pulls_are_narrowed_to_scope() {
     let service = SyncService::new(MemoryStore::new());
     let ops = Principal::unrestricted("ops");
-    let batch = events(&[
-        ("todo-1", Some("acme")),
-        ("todo-2", Some("globex")),
-        ("user-1", Some("acme")),
-    ]);
+    let batch = events(&[("todo-1", Some("acme")), ("todo-2", Some("globex")), ("user-1", Some("acme"))]);
     service.push(&ops, batch.clone()).await.unwrap();
-    let page = service
-        .pull(&alice(), &Cursor::START, 100, &Filter::default())
-        .await
-        .unwrap();
+    let page = service.pull(&alice(), &Cursor::START, 100, &Filter::default()).await.unwrap();
     assert_eq!(page.events, batch[..1]);
     assert_eq!(page.next, service.store().head_cursor().await);
     // asking for another tenant is refused, not widened
     let sneaky = Filter::default().metadata("tenant", "globex");
-    let err = service
-        .pull(&alice(), &Cursor::START, 100, &sneaky)
-        .await
-        .unwrap_err();
+    let err = service.pull(&alice(), &Cursor::START, 100, &sneaky).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Forbidden);
 }
 
@@ -94,54 +68,28 @@ async fn invalid_events_are_rejected_and_valid_ones_stored() {
     let service = SyncService::new(MemoryStore::new());
     let mut batch = events(&[("a", None), ("b", None)]);
     batch[1].origin.counter = 99;
-    let ack = service
-        .push(&Principal::unrestricted("c"), batch.clone())
-        .await
-        .unwrap();
+    let ack = service.push(&Principal::unrestricted("c"), batch.clone()).await.unwrap();
     assert_eq!(ack.results[0].status, PushStatus::Accepted);
-    assert_eq!(
-        (ack.results[1].status, ack.results[1].code),
-        (PushStatus::Rejected, Some(ErrorCode::InvalidInput))
-    );
-    let again = service
-        .push(&Principal::unrestricted("c"), batch[..1].to_vec())
-        .await
-        .unwrap();
+    assert_eq!((ack.results[1].status, ack.results[1].code), (PushStatus::Rejected, Some(ErrorCode::InvalidInput)));
+    let again = service.push(&Principal::unrestricted("c"), batch[..1].to_vec()).await.unwrap();
     assert_eq!(again.results[0].status, PushStatus::Duplicate);
 }
 
 #[tokio::test]
 async fn batch_and_page_limits_apply() {
-    let limits = ServerLimits {
-        max_batch_events: 2,
-        max_page_events: 3,
-        ..ServerLimits::default()
-    };
+    let limits = ServerLimits { max_batch_events: 2, max_page_events: 3, ..ServerLimits::default() };
     let service = SyncService::new(MemoryStore::new()).with_limits(limits);
     let p = Principal::unrestricted("c");
-    let err = service
-        .push(&p, events(&[("a", None), ("b", None), ("c", None)]))
-        .await
-        .unwrap_err();
+    let err = service.push(&p, events(&[("a", None), ("b", None), ("c", None)])).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::TooLarge);
     assert!(err.to_string().contains("3 events, limit is 2"), "{err}");
     for _ in 0..3 {
-        service
-            .push(&p, events(&[("a", None), ("b", None)]))
-            .await
-            .unwrap();
+        service.push(&p, events(&[("a", None), ("b", None)])).await.unwrap();
     }
-    let page = service
-        .pull(&p, &Cursor::START, 1000, &Filter::default())
-        .await
-        .unwrap();
+    let page = service.pull(&p, &Cursor::START, 1000, &Filter::default()).await.unwrap();
     assert_eq!((page.events.len(), page.has_more), (3, true));
     assert_eq!(
-        service
-            .pull(&p, &Cursor::START, 0, &Filter::default())
-            .await
-            .unwrap_err()
-            .code(),
+        service.pull(&p, &Cursor::START, 0, &Filter::default()).await.unwrap_err().code(),
         ErrorCode::InvalidInput
     );
 }
@@ -150,15 +98,9 @@ async fn batch_and_page_limits_apply() {
 async fn a_store_failure_fails_the_push() {
     // The store is stricter than the service: the store rejects the batch,
     // and the push must fail rather than report the events accepted.
-    let store = MemoryStore::with_limits(Limits {
-        max_data_bytes: 0,
-        ..Limits::default()
-    });
+    let store = MemoryStore::with_limits(Limits { max_data_bytes: 0, ..Limits::default() });
     let service = SyncService::new(store);
-    let err = service
-        .push(&Principal::unrestricted("c"), events(&[("a", None)]))
-        .await
-        .unwrap_err();
+    let err = service.push(&Principal::unrestricted("c"), events(&[("a", None)])).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::TooLarge);
 }
 
@@ -176,13 +118,7 @@ impl EventStore for StallingStore {
         tokio::time::sleep(Duration::from_secs(5)).await;
         self.0.apply(events, source).await
     }
-    async fn load(
-        &self,
-        after: &Cursor,
-        limit: usize,
-        filter: &Filter,
-        skip: Option<&str>,
-    ) -> Result<Page> {
+    async fn load(&self, after: &Cursor, limit: usize, filter: &Filter, skip: Option<&str>) -> Result<Page> {
         tokio::time::sleep(Duration::from_secs(5)).await;
         self.0.load(after, limit, filter, skip).await
     }
@@ -208,19 +144,13 @@ impl EventStore for StallingStore {
 
 #[tokio::test]
 async fn request_timeout_applies() {
-    let limits = ServerLimits {
-        request_timeout: Duration::from_millis(50),
-        ..ServerLimits::default()
-    };
+    let limits = ServerLimits { request_timeout: Duration::from_millis(50), ..ServerLimits::default() };
     let service = SyncService::new(StallingStore(MemoryStore::new())).with_limits(limits);
     let p = Principal::unrestricted("c");
     let err = service.push(&p, events(&[("a", None)])).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Timeout);
     assert_eq!(err.to_string(), "timed out after 50 ms while push");
-    let err = service
-        .pull(&p, &Cursor::START, 10, &Filter::default())
-        .await
-        .unwrap_err();
+    let err = service.pull(&p, &Cursor::START, 10, &Filter::default()).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Timeout);
 }
 
@@ -229,38 +159,19 @@ async fn head_watch_wakes_on_new_events_only() {
     let service = SyncService::new(MemoryStore::new());
     let mut head = service.watch_head();
     let batch = events(&[("a", None)]);
-    service
-        .push(&Principal::unrestricted("c"), batch.clone())
-        .await
-        .unwrap();
+    service.push(&Principal::unrestricted("c"), batch.clone()).await.unwrap();
     assert!(head.has_changed().unwrap());
-    assert_eq!(
-        *head.borrow_and_update(),
-        service.store().head_cursor().await
-    );
-    service
-        .push(&Principal::unrestricted("c"), batch)
-        .await
-        .unwrap();
-    assert!(
-        !head.has_changed().unwrap(),
-        "a duplicate push adds nothing"
-    );
+    assert_eq!(*head.borrow_and_update(), service.store().head_cursor().await);
+    service.push(&Principal::unrestricted("c"), batch).await.unwrap();
+    assert!(!head.has_changed().unwrap(), "a duplicate push adds nothing");
 }
 
 #[tokio::test]
 async fn tokens_authenticate() {
-    let service = SyncService::new(MemoryStore::new())
-        .with_authorizer(StaticTokens::new().with("t0k", alice()));
+    let service = SyncService::new(MemoryStore::new()).with_authorizer(StaticTokens::new().with("t0k", alice()));
     assert_eq!(service.authenticate(Some("t0k")).unwrap(), alice());
-    assert_eq!(
-        service.authenticate(Some("nope")).unwrap_err().code(),
-        ErrorCode::Unauthorized
-    );
-    assert_eq!(
-        service.authenticate(None).unwrap_err().code(),
-        ErrorCode::Unauthorized
-    );
+    assert_eq!(service.authenticate(Some("nope")).unwrap_err().code(), ErrorCode::Unauthorized);
+    assert_eq!(service.authenticate(None).unwrap_err().code(), ErrorCode::Unauthorized);
     assert!(StaticTokens::from_json("[1]").is_err());
     assert!(StaticTokens::from_json(r#"{"": {"name": "x"}}"#).is_err());
 }

@@ -18,10 +18,12 @@
 //! where the factory implements [`StoreFactory`]. Each case becomes its own
 //! `#[test]`, so failures name the broken rule.
 
+mod in_process;
 mod memory;
 pub mod store_suite;
 pub mod transport_suite;
 
+pub use in_process::{FlakyTransport, InProcessTransport};
 pub use memory::MemoryStore;
 pub use store_suite::StoreFactory;
 pub use transport_suite::TransportFactory;
@@ -53,6 +55,7 @@ macro_rules! store_suite {
             checkpoints_are_per_peer_and_durable,
             version_vector_tracks_every_origin,
             apply_keeps_the_header_and_merges_clocks,
+            apply_reports_concurrent_events,
             rejected_batch_writes_nothing,
             concurrent_appends_while_paging_lose_nothing,
             events_survive_reopen,

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use sync_core::{
-    AppendOutcome, Checkpoint, ClockBook, Cursor, Event, EventId, EventStore, Filter, Hlc, Limits,
-    NewEvent, NodeId, Page, Result, ScanRow, VectorClock, page_from_scan,
+    AppendOutcome, Checkpoint, ClockBook, Cursor, Event, EventId, EventStore, Filter, Hlc, Limits, NewEvent, NodeId,
+    Page, Result, ScanRow, VectorClock, page_from_scan,
 };
 
 /// An [`EventStore`] that keeps everything in memory: the reference for the
@@ -53,11 +53,7 @@ impl MemoryStore {
 
     /// An empty store with the given limits.
     pub fn with_limits(limits: Limits) -> Self {
-        MemoryStore {
-            node: NodeId::random(),
-            limits,
-            inner: Arc::default(),
-        }
+        MemoryStore { node: NodeId::random(), limits, inner: Arc::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -68,27 +64,18 @@ impl MemoryStore {
 
     fn book(&self, inner: &Inner, events: impl Iterator<Item = (String, NodeId)>) -> ClockBook {
         let mut book = ClockBook::new(self.node, inner.hlc, self.limits);
-        book.origins.insert(
-            self.node,
-            inner.origins.get(&self.node).copied().unwrap_or(0),
-        );
+        book.origins.insert(self.node, inner.origins.get(&self.node).copied().unwrap_or(0));
         for (agg, origin) in events {
             if let Some(c) = inner.aggregates.get(&agg) {
                 book.aggregates.insert(agg, c.clone());
             }
-            book.origins
-                .insert(origin, inner.origins.get(&origin).copied().unwrap_or(0));
+            book.origins.insert(origin, inner.origins.get(&origin).copied().unwrap_or(0));
         }
         book
     }
 
     /// Writes staged, already validated events and the book: cannot fail.
-    fn commit(
-        inner: &mut Inner,
-        staged: Vec<Event>,
-        source: Option<&str>,
-        book: ClockBook,
-    ) -> AppendOutcome {
+    fn commit(inner: &mut Inner, staged: Vec<Event>, source: Option<&str>, book: ClockBook) -> AppendOutcome {
         let mut out = AppendOutcome::default();
         for event in staged {
             if inner.ids.contains_key(&event.id) {
@@ -98,11 +85,7 @@ impl MemoryStore {
             let seq = inner.rows.len() as u64 + 1;
             inner.ids.insert(event.id, inner.rows.len());
             out.inserted.push(event.id);
-            inner.rows.push(ScanRow {
-                seq,
-                source: source.map(str::to_owned),
-                event,
-            });
+            inner.rows.push(ScanRow { seq, source: source.map(str::to_owned), event });
         }
         inner.aggregates.extend(book.aggregates);
         for (node, counter) in book.origins {
@@ -121,10 +104,7 @@ impl EventStore for MemoryStore {
 
     async fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
         let mut inner = self.lock();
-        let mut book = self.book(
-            &inner,
-            events.iter().map(|e| (e.aggregate_id.clone(), self.node)),
-        );
+        let mut book = self.book(&inner, events.iter().map(|e| (e.aggregate_id.clone(), self.node)));
         let now = Hlc::now_ms();
         let mut staged = Vec::with_capacity(events.len());
         let mut dups = Vec::new();
@@ -143,25 +123,19 @@ impl EventStore for MemoryStore {
 
     async fn apply(&self, events: Vec<Event>, source: &str) -> Result<AppendOutcome> {
         let mut inner = self.lock();
-        let mut book = self.book(
-            &inner,
-            events
-                .iter()
-                .map(|e| (e.aggregate_id.clone(), e.origin.node)),
-        );
+        let mut book = self.book(&inner, events.iter().map(|e| (e.aggregate_id.clone(), e.origin.node)));
+        let mut concurrent = std::collections::HashSet::new();
         for e in &events {
-            book.observe(e)?;
+            if book.observe(e)? {
+                concurrent.insert(e.id);
+            }
         }
-        Ok(Self::commit(&mut inner, events, Some(source), book))
+        let mut out = Self::commit(&mut inner, events, Some(source), book);
+        out.concurrent = out.inserted.iter().filter(|id| concurrent.contains(id)).copied().collect();
+        Ok(out)
     }
 
-    async fn load(
-        &self,
-        after: &Cursor,
-        limit: usize,
-        filter: &Filter,
-        skip_source: Option<&str>,
-    ) -> Result<Page> {
+    async fn load(&self, after: &Cursor, limit: usize, filter: &Filter, skip_source: Option<&str>) -> Result<Page> {
         page_from_scan(self.node, after, limit, filter, skip_source, |after, n| {
             let inner = self.lock();
             let start = (after as usize).min(inner.rows.len());
@@ -183,6 +157,10 @@ impl EventStore for MemoryStore {
             .collect())
     }
 
+    async fn aggregate_clock(&self, aggregate_id: &str) -> Result<VectorClock> {
+        Ok(self.lock().aggregates.get(aggregate_id).cloned().unwrap_or_default())
+    }
+
     async fn head(&self) -> Result<Cursor> {
         Ok(Cursor::new(self.node, self.lock().rows.len() as u64))
     }
@@ -192,12 +170,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn checkpoint(&self, peer: &str) -> Result<Checkpoint> {
-        Ok(self
-            .lock()
-            .checkpoints
-            .get(peer)
-            .copied()
-            .unwrap_or_default())
+        Ok(self.lock().checkpoints.get(peer).copied().unwrap_or_default())
     }
 
     async fn set_checkpoint(&self, peer: &str, checkpoint: &Checkpoint) -> Result<()> {

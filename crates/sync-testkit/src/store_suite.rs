@@ -6,8 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use sync_core::{
-    ClockBook, Cursor, ErrorCode, Event, EventId, EventStore, Filter, Hlc, Limits, NewEvent,
-    NodeId, VectorClock,
+    ClockBook, Cursor, ErrorCode, Event, EventId, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, VectorClock,
 };
 
 use crate::MemoryStore;
@@ -47,30 +46,19 @@ fn remote_events(node: NodeId, specs: &[(&str, &str)]) -> Vec<Event> {
     let mut book = ClockBook::new(node, Hlc::ZERO, Limits::default());
     specs
         .iter()
-        .map(|(kind, agg)| {
-            book.stamp(NewEvent::new(*kind, *agg, "remote"), Hlc::now_ms())
-                .expect("valid")
-        })
+        .map(|(kind, agg)| book.stamp(NewEvent::new(*kind, *agg, "remote"), Hlc::now_ms()).expect("valid"))
         .collect()
 }
 
 async fn all_events<S: EventStore>(store: &S) -> Vec<Event> {
-    store
-        .load(&Cursor::START, usize::MAX / 32, &Filter::default(), None)
-        .await
-        .expect("load")
-        .events
+    store.load(&Cursor::START, usize::MAX / 32, &Filter::default(), None).await.expect("load").events
 }
 
 /// The node id is created once and survives reopen.
 pub async fn node_id_is_kept_across_reopen<F: StoreFactory>(f: &F) {
     let store = f.open().await;
     let id = store.node_id();
-    assert_ne!(
-        id,
-        f.open().await.node_id(),
-        "two stores must not share a node id"
-    );
+    assert_ne!(id, f.open().await.node_id(), "two stores must not share a node id");
     let store = f.reopen(store).await;
     assert_eq!(store.node_id(), id);
 }
@@ -79,44 +67,19 @@ pub async fn node_id_is_kept_across_reopen<F: StoreFactory>(f: &F) {
 pub async fn append_stamps_dots_clocks_and_hlc<F: StoreFactory>(f: &F) {
     let store = f.open().await;
     let me = store.node_id();
-    let out = store
-        .append(vec![ev("a", 1), ev("b", 1), ev("a", 2)])
-        .await
-        .unwrap();
+    let out = store.append(vec![ev("a", 1), ev("b", 1), ev("a", 2)]).await.unwrap();
     assert_eq!(out.inserted.len(), 3);
     assert!(out.duplicates.is_empty());
     let events = all_events(&store).await;
     let counters: Vec<u64> = events.iter().map(|e| e.origin.counter).collect();
     assert_eq!(counters, [1, 2, 3]);
-    assert!(
-        events
-            .iter()
-            .all(|e| e.origin.node == me && e.clock.get(me) == e.origin.counter)
-    );
-    assert!(
-        events.windows(2).all(|w| w[0].hlc < w[1].hlc),
-        "HLC must rise"
-    );
-    assert_eq!(
-        events[0].clock.compare(&events[2].clock),
-        sync_core::Causality::Before
-    );
-    assert_eq!(
-        events[1].clock.len(),
-        1,
-        "clocks are scoped to their aggregate"
-    );
-    assert_eq!(
-        out.inserted,
-        events.iter().map(|e| e.id).collect::<Vec<_>>()
-    );
+    assert!(events.iter().all(|e| e.origin.node == me && e.clock.get(me) == e.origin.counter));
+    assert!(events.windows(2).all(|w| w[0].hlc < w[1].hlc), "HLC must rise");
+    assert_eq!(events[0].clock.compare(&events[2].clock), sync_core::Causality::Before);
+    assert_eq!(events[1].clock.len(), 1, "clocks are scoped to their aggregate");
+    assert_eq!(out.inserted, events.iter().map(|e| e.id).collect::<Vec<_>>());
     let more = store.append(vec![ev("a", 3)]).await.unwrap();
-    let last = store
-        .load_aggregate("a", &Cursor::START)
-        .await
-        .unwrap()
-        .pop()
-        .unwrap();
+    let last = store.load_aggregate("a", &Cursor::START).await.unwrap().pop().unwrap();
     assert_eq!((more.inserted[0], last.origin.counter), (last.id, 4));
 }
 
@@ -129,14 +92,8 @@ pub async fn duplicates_are_reported_and_not_stored<F: StoreFactory>(f: &F) {
     assert_eq!(again.duplicates, [e.id]);
     assert_eq!(again.inserted.len(), 1);
     let twin = ev("a", 3);
-    let within = store
-        .append(vec![twin.clone(), twin.clone()])
-        .await
-        .unwrap();
-    assert_eq!(
-        (within.inserted.len(), within.duplicates.as_slice()),
-        (1, [twin.id].as_slice())
-    );
+    let within = store.append(vec![twin.clone(), twin.clone()]).await.unwrap();
+    assert_eq!((within.inserted.len(), within.duplicates.as_slice()), (1, [twin.id].as_slice()));
 
     let remote = remote_events(NodeId::random(), &[("k", "a"), ("k", "b")]);
     let first = store.apply(remote.clone(), "peer").await.unwrap();
@@ -144,11 +101,7 @@ pub async fn duplicates_are_reported_and_not_stored<F: StoreFactory>(f: &F) {
     let second = store.apply(remote.clone(), "peer").await.unwrap();
     assert_eq!((second.inserted.len(), second.duplicates.len()), (0, 2));
     // our own stored events coming back from a peer are duplicates too
-    let own = all_events(&store)
-        .await
-        .into_iter()
-        .take(2)
-        .collect::<Vec<_>>();
+    let own = all_events(&store).await.into_iter().take(2).collect::<Vec<_>>();
     assert_eq!(store.apply(own, "peer").await.unwrap().duplicates.len(), 2);
 
     let events = all_events(&store).await;
@@ -161,26 +114,18 @@ pub async fn duplicates_are_reported_and_not_stored<F: StoreFactory>(f: &F) {
 pub async fn cursor_pages_return_every_event_once_in_order<F: StoreFactory>(f: &F) {
     let store = f.open().await;
     assert_eq!(store.head().await.unwrap(), Cursor::START);
-    let empty = store
-        .load(&Cursor::START, 10, &Filter::default(), None)
-        .await
-        .unwrap();
+    let empty = store.load(&Cursor::START, 10, &Filter::default(), None).await.unwrap();
     assert!(empty.events.is_empty() && !empty.has_more && empty.next == Cursor::START);
     let mut ids = Vec::new();
     for b in 0..5 {
-        let batch: Vec<NewEvent> = (0..50)
-            .map(|i| ev(&format!("agg-{}", i % 7), b * 50 + i))
-            .collect();
+        let batch: Vec<NewEvent> = (0..50).map(|i| ev(&format!("agg-{}", i % 7), b * 50 + i)).collect();
         ids.extend(batch.iter().map(|e| e.id));
         store.append(batch).await.unwrap();
     }
     for limit in [1, 7, 50, 250, 1000] {
         let (mut cursor, mut seen, mut pages) = (Cursor::START, Vec::new(), 0);
         loop {
-            let page = store
-                .load(&cursor, limit, &Filter::default(), None)
-                .await
-                .unwrap();
+            let page = store.load(&cursor, limit, &Filter::default(), None).await.unwrap();
             assert!(page.events.len() <= limit);
             seen.extend(page.events.iter().map(|e| e.id));
             cursor = page.next;
@@ -190,23 +135,13 @@ pub async fn cursor_pages_return_every_event_once_in_order<F: StoreFactory>(f: &
             }
         }
         assert_eq!(seen, ids, "limit {limit}");
-        assert_eq!(
-            pages,
-            250usize.div_ceil(limit),
-            "a page only ends the feed when it is the last"
-        );
+        assert_eq!(pages, 250usize.div_ceil(limit), "a page only ends the feed when it is the last");
         assert_eq!(cursor, store.head().await.unwrap());
     }
     // a cursor survives its text form
-    let page = store
-        .load(&Cursor::START, 100, &Filter::default(), None)
-        .await
-        .unwrap();
+    let page = store.load(&Cursor::START, 100, &Filter::default(), None).await.unwrap();
     let parsed: Cursor = page.next.to_string().parse().unwrap();
-    let rest = store
-        .load(&parsed, 1000, &Filter::default(), None)
-        .await
-        .unwrap();
+    let rest = store.load(&parsed, 1000, &Filter::default(), None).await.unwrap();
     assert_eq!(rest.events.first().map(|e| e.id), Some(ids[100]));
 }
 
@@ -215,28 +150,15 @@ pub async fn bad_cursors_and_limits_are_rejected<F: StoreFactory>(f: &F) {
     let store = f.open().await;
     store.append(vec![ev("a", 1)]).await.unwrap();
     let foreign = Cursor::new(NodeId::random(), 1);
-    let err = store
-        .load(&foreign, 10, &Filter::default(), None)
-        .await
-        .unwrap_err();
+    let err = store.load(&foreign, 10, &Filter::default(), None).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::BadCursor);
     let err = store.load_aggregate("a", &foreign).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::BadCursor);
-    let err = store
-        .load(&Cursor::START, 0, &Filter::default(), None)
-        .await
-        .unwrap_err();
+    let err = store.load(&Cursor::START, 0, &Filter::default(), None).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidInput);
     // a cursor past the head is not an error: nothing is there yet
     let ahead = Cursor::new(store.node_id(), 99);
-    assert!(
-        store
-            .load(&ahead, 10, &Filter::default(), None)
-            .await
-            .unwrap()
-            .events
-            .is_empty()
-    );
+    assert!(store.load(&ahead, 10, &Filter::default(), None).await.unwrap().events.is_empty());
 }
 
 /// Prefix, kind and metadata filters; the cursor moves past skipped events.
@@ -244,17 +166,9 @@ pub async fn filters_select_events<F: StoreFactory>(f: &F) {
     let store = f.open().await;
     let mut batch = Vec::new();
     for i in 0..60 {
-        let kind = if i % 2 == 0 {
-            "order.placed"
-        } else {
-            "order.paid"
-        };
+        let kind = if i % 2 == 0 { "order.placed" } else { "order.paid" };
         let tenant = if i % 3 == 0 { "acme" } else { "globex" };
-        let agg = if i % 4 == 0 {
-            format!("user-{i}")
-        } else {
-            format!("order-{i}")
-        };
+        let agg = if i % 4 == 0 { format!("user-{i}") } else { format!("order-{i}") };
         batch.push(NewEvent::new(kind, agg, vec![i as u8]).with_metadata("tenant", tenant));
     }
     store.append(batch.clone()).await.unwrap();
@@ -262,25 +176,16 @@ pub async fn filters_select_events<F: StoreFactory>(f: &F) {
         Filter::default().aggregate_prefix("user-"),
         Filter::default().kind("order.paid"),
         Filter::default().metadata("tenant", "acme"),
-        Filter::default()
-            .kind("order.placed")
-            .metadata("tenant", "acme")
-            .aggregate_prefix("order-"),
+        Filter::default().kind("order.placed").metadata("tenant", "acme").aggregate_prefix("order-"),
         Filter::default().kind("nothing"),
     ];
     for filter in filters {
         let expected: Vec<EventId> = batch
             .iter()
             .filter(|e| {
-                filter
-                    .aggregate_prefix
-                    .as_deref()
-                    .is_none_or(|p| e.aggregate_id.starts_with(p))
+                filter.aggregate_prefix.as_deref().is_none_or(|p| e.aggregate_id.starts_with(p))
                     && (filter.kinds.is_empty() || filter.kinds.contains(&e.kind))
-                    && filter
-                        .metadata
-                        .iter()
-                        .all(|(k, v)| e.metadata.get(k) == Some(v))
+                    && filter.metadata.iter().all(|(k, v)| e.metadata.get(k) == Some(v))
             })
             .map(|e| e.id)
             .collect();
@@ -295,11 +200,7 @@ pub async fn filters_select_events<F: StoreFactory>(f: &F) {
             }
         }
         assert_eq!(got, expected, "{filter:?}");
-        assert_eq!(
-            cursor,
-            store.head().await.unwrap(),
-            "the cursor passes skipped events"
-        );
+        assert_eq!(cursor, store.head().await.unwrap(), "the cursor passes skipped events");
     }
 }
 
@@ -312,60 +213,27 @@ pub async fn skip_source_leaves_out_events_from_that_peer<F: StoreFactory>(f: &F
     store.apply(from_server.clone(), "server").await.unwrap();
     store.apply(from_other.clone(), "other").await.unwrap();
     store.append(vec![ev("a", 2)]).await.unwrap();
-    let page = store
-        .load(&Cursor::START, 100, &Filter::default(), Some("server"))
-        .await
-        .unwrap();
+    let page = store.load(&Cursor::START, 100, &Filter::default(), Some("server")).await.unwrap();
     assert_eq!(page.events.len(), 3);
-    assert!(
-        page.events
-            .iter()
-            .all(|e| from_server.iter().all(|s| s.id != e.id))
-    );
+    assert!(page.events.iter().all(|e| from_server.iter().all(|s| s.id != e.id)));
     assert_eq!(page.next, store.head().await.unwrap());
-    let all = store
-        .load(&Cursor::START, 100, &Filter::default(), Some("nobody"))
-        .await
-        .unwrap();
+    let all = store.load(&Cursor::START, 100, &Filter::default(), Some("nobody")).await.unwrap();
     assert_eq!(all.events.len(), 5);
 }
 
 /// `load_aggregate` returns one aggregate's events, optionally after a cursor.
 pub async fn load_aggregate_returns_one_aggregate<F: StoreFactory>(f: &F) {
     let store = f.open().await;
-    store
-        .append(
-            (0..10)
-                .map(|i| ev(if i % 2 == 0 { "even" } else { "odd" }, i))
-                .collect(),
-        )
-        .await
-        .unwrap();
+    store.append((0..10).map(|i| ev(if i % 2 == 0 { "even" } else { "odd" }, i)).collect()).await.unwrap();
     let mid = store.head().await.unwrap();
-    store
-        .apply(remote_events(NodeId::random(), &[("k", "even")]), "p")
-        .await
-        .unwrap();
+    store.apply(remote_events(NodeId::random(), &[("k", "even")]), "p").await.unwrap();
     store.append(vec![ev("even", 10)]).await.unwrap();
     let even = store.load_aggregate("even", &Cursor::START).await.unwrap();
     assert_eq!(even.len(), 7);
     assert!(even.iter().all(|e| e.aggregate_id == "even"));
     assert_eq!(store.load_aggregate("even", &mid).await.unwrap().len(), 2);
-    assert!(
-        store
-            .load_aggregate("nothing", &Cursor::START)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .load_aggregate("eve", &Cursor::START)
-            .await
-            .unwrap()
-            .is_empty(),
-        "ids match exactly"
-    );
+    assert!(store.load_aggregate("nothing", &Cursor::START).await.unwrap().is_empty());
+    assert!(store.load_aggregate("eve", &Cursor::START).await.unwrap().is_empty(), "ids match exactly");
 }
 
 /// Checkpoints are kept per peer and survive reopen.
@@ -373,26 +241,14 @@ pub async fn checkpoints_are_per_peer_and_durable<F: StoreFactory>(f: &F) {
     let store = f.open().await;
     assert_eq!(store.checkpoint("a").await.unwrap(), Default::default());
     let remote = NodeId::random();
-    let cp_a = sync_core::Checkpoint {
-        pushed: Cursor::new(store.node_id(), 3),
-        pulled: Cursor::new(remote, 9),
-    };
-    let cp_b = sync_core::Checkpoint {
-        pushed: Cursor::START,
-        pulled: Cursor::new(remote, 1),
-    };
+    let cp_a = sync_core::Checkpoint { pushed: Cursor::new(store.node_id(), 3), pulled: Cursor::new(remote, 9) };
+    let cp_b = sync_core::Checkpoint { pushed: Cursor::START, pulled: Cursor::new(remote, 1) };
     store.set_checkpoint("a", &cp_a).await.unwrap();
-    store
-        .set_checkpoint("http://b.example/", &cp_b)
-        .await
-        .unwrap();
+    store.set_checkpoint("http://b.example/", &cp_b).await.unwrap();
     let store = f.reopen(store).await;
     assert_eq!(store.checkpoint("a").await.unwrap(), cp_a);
     assert_eq!(store.checkpoint("http://b.example/").await.unwrap(), cp_b);
-    let newer = sync_core::Checkpoint {
-        pulled: Cursor::new(remote, 10),
-        ..cp_a
-    };
+    let newer = sync_core::Checkpoint { pulled: Cursor::new(remote, 10), ..cp_a };
     store.set_checkpoint("a", &newer).await.unwrap();
     assert_eq!(store.checkpoint("a").await.unwrap(), newer);
 }
@@ -405,15 +261,9 @@ pub async fn version_vector_tracks_every_origin<F: StoreFactory>(f: &F) {
     let other = NodeId::random();
     let remote = remote_events(other, &[("k", "a"), ("k", "z"), ("k", "a")]);
     // out of order delivery still yields the max
-    store
-        .apply(vec![remote[2].clone(), remote[0].clone()], "p")
-        .await
-        .unwrap();
+    store.apply(vec![remote[2].clone(), remote[0].clone()], "p").await.unwrap();
     let vv = store.version_vector().await.unwrap();
-    assert_eq!(
-        (vv.get(store.node_id()), vv.get(other), vv.len()),
-        (2, 3, 2)
-    );
+    assert_eq!((vv.get(store.node_id()), vv.get(other), vv.len()), (2, 3, 2));
     let store = f.reopen(store).await;
     assert_eq!(store.version_vector().await.unwrap(), vv);
 }
@@ -425,50 +275,48 @@ pub async fn apply_keeps_the_header_and_merges_clocks<F: StoreFactory>(f: &F) {
     store.apply(remote.clone(), "p").await.unwrap();
     assert_eq!(all_events(&store).await, remote);
     store.append(vec![ev("doc", 1)]).await.unwrap();
-    let local = store
-        .load_aggregate("doc", &Cursor::START)
-        .await
-        .unwrap()
-        .pop()
-        .unwrap();
-    assert!(
-        remote[0].clock.happened_before(&local.clock),
-        "a local edit after a pull must follow it"
-    );
+    let local = store.load_aggregate("doc", &Cursor::START).await.unwrap().pop().unwrap();
+    assert!(remote[0].clock.happened_before(&local.clock), "a local edit after a pull must follow it");
     assert!(local.hlc > remote[0].hlc, "HLC observes remote events");
-    assert_eq!(
-        local.origin.counter, 1,
-        "remote events do not use our counter"
-    );
+    assert_eq!(local.origin.counter, 1, "remote events do not use our counter");
+}
+
+/// `apply` lists the inserted events that are concurrent with what the
+/// store held of their aggregate, and only those.
+pub async fn apply_reports_concurrent_events<F: StoreFactory>(f: &F) {
+    let store = f.open().await;
+    store.append(vec![ev("doc", 1)]).await.unwrap();
+    let local = all_events(&store).await.remove(0);
+    // a peer that never saw our edit: concurrent
+    let blind = remote_events(NodeId::random(), &[("k", "doc"), ("k", "doc")]);
+    // a peer that saw it: not concurrent
+    let mut book = ClockBook::new(NodeId::random(), Hlc::ZERO, Limits::default());
+    book.observe(&local).unwrap();
+    let informed = book.stamp(NewEvent::new("k", "doc", "after"), Hlc::now_ms()).unwrap();
+    let elsewhere = remote_events(NodeId::random(), &[("k", "other")]);
+    let batch = vec![informed.clone(), elsewhere[0].clone(), blind[0].clone(), blind[1].clone()];
+    let out = store.apply(batch.clone(), "p").await.unwrap();
+    assert_eq!(out.inserted.len(), 4);
+    assert_eq!(out.concurrent, [blind[0].id, blind[1].id]);
+    let again = store.apply(batch, "p").await.unwrap();
+    assert!(again.concurrent.is_empty(), "duplicates are never reported concurrent");
+    assert!(store.append(vec![ev("doc", 2)]).await.unwrap().concurrent.is_empty());
 }
 
 /// A batch with one bad event is rejected with a typed error and writes nothing.
 pub async fn rejected_batch_writes_nothing<F: StoreFactory>(f: &F) {
     let store = f.open().await;
     store.append(vec![ev("a", 0)]).await.unwrap();
-    let before = (
-        all_events(&store).await,
-        store.version_vector().await.unwrap(),
-        store.head().await.unwrap(),
-    );
+    let before = (all_events(&store).await, store.version_vector().await.unwrap(), store.head().await.unwrap());
     let limits = Limits::default();
     let bad_local: Vec<(NewEvent, ErrorCode)> = vec![
         (NewEvent::new("k", "", "x"), ErrorCode::InvalidInput),
         (NewEvent::new("", "a", "x"), ErrorCode::InvalidInput),
-        (
-            NewEvent::new("k", "a", vec![0u8; limits.max_data_bytes + 1]),
-            ErrorCode::TooLarge,
-        ),
-        (
-            NewEvent::new("k", "a".repeat(limits.max_name_bytes + 1), "x"),
-            ErrorCode::TooLarge,
-        ),
+        (NewEvent::new("k", "a", vec![0u8; limits.max_data_bytes + 1]), ErrorCode::TooLarge),
+        (NewEvent::new("k", "a".repeat(limits.max_name_bytes + 1), "x"), ErrorCode::TooLarge),
     ];
     for (bad, code) in bad_local {
-        let err = store
-            .append(vec![ev("a", 1), ev("new-agg", 1), bad])
-            .await
-            .unwrap_err();
+        let err = store.append(vec![ev("a", 1), ev("new-agg", 1), bad]).await.unwrap_err();
         assert_eq!(err.code(), code, "{err}");
     }
     let other = NodeId::random();
@@ -486,17 +334,10 @@ pub async fn rejected_batch_writes_nothing<F: StoreFactory>(f: &F) {
         (huge_clock, ErrorCode::InvalidInput),
         (empty_agg, ErrorCode::InvalidInput),
     ] {
-        let err = store
-            .apply(vec![good[0].clone(), bad], "p")
-            .await
-            .unwrap_err();
+        let err = store.apply(vec![good[0].clone(), bad], "p").await.unwrap_err();
         assert_eq!(err.code(), code, "{err}");
     }
-    let after = (
-        all_events(&store).await,
-        store.version_vector().await.unwrap(),
-        store.head().await.unwrap(),
-    );
+    let after = (all_events(&store).await, store.version_vector().await.unwrap(), store.head().await.unwrap());
     assert_eq!(before, after, "a rejected batch must change nothing");
     // counters were not consumed by the rejected batches
     store.append(vec![ev("a", 2)]).await.unwrap();
@@ -517,9 +358,7 @@ pub async fn concurrent_appends_while_paging_lose_nothing<F: StoreFactory>(f: &F
         writers.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for b in 0..BATCHES {
-                let batch: Vec<NewEvent> = (0..PER_BATCH)
-                    .map(|i| ev(&format!("w{w}"), b * PER_BATCH + i))
-                    .collect();
+                let batch: Vec<NewEvent> = (0..PER_BATCH).map(|i| ev(&format!("w{w}"), b * PER_BATCH + i)).collect();
                 ids.extend(batch.iter().map(|e| e.id));
                 store.append(batch).await.expect("append");
                 tokio::task::yield_now().await;
@@ -532,10 +371,7 @@ pub async fn concurrent_appends_while_paging_lose_nothing<F: StoreFactory>(f: &F
         tokio::spawn(async move {
             let (mut cursor, mut seen) = (Cursor::START, Vec::new());
             while seen.len() < WRITERS * BATCHES * PER_BATCH {
-                let page = store
-                    .load(&cursor, 13, &Filter::default(), None)
-                    .await
-                    .expect("load");
+                let page = store.load(&cursor, 13, &Filter::default(), None).await.expect("load");
                 seen.extend(page.events.iter().map(|e| e.id));
                 cursor = page.next;
                 if page.events.is_empty() {
@@ -549,34 +385,18 @@ pub async fn concurrent_appends_while_paging_lose_nothing<F: StoreFactory>(f: &F
     for w in writers {
         written.extend(w.await.unwrap());
     }
-    let seen = tokio::time::timeout(std::time::Duration::from_secs(60), reader)
-        .await
-        .expect("reader finished")
-        .unwrap();
+    let seen =
+        tokio::time::timeout(std::time::Duration::from_secs(60), reader).await.expect("reader finished").unwrap();
     assert_eq!(seen.len(), written.len(), "no event repeated or lost");
     assert_eq!(seen.iter().copied().collect::<HashSet<_>>(), written);
-    assert_eq!(
-        seen,
-        all_events(&*store)
-            .await
-            .iter()
-            .map(|e| e.id)
-            .collect::<Vec<_>>(),
-        "feed order"
-    );
+    assert_eq!(seen, all_events(&*store).await.iter().map(|e| e.id).collect::<Vec<_>>(), "feed order");
 }
 
 /// Everything appended and applied is there after reopen.
 pub async fn events_survive_reopen<F: StoreFactory>(f: &F) {
     let store = f.open().await;
-    store
-        .append((0..20).map(|i| ev("a", i)).collect())
-        .await
-        .unwrap();
-    store
-        .apply(remote_events(NodeId::random(), &[("k", "a")]), "p")
-        .await
-        .unwrap();
+    store.append((0..20).map(|i| ev("a", i)).collect()).await.unwrap();
+    store.apply(remote_events(NodeId::random(), &[("k", "a")]), "p").await.unwrap();
     let before = all_events(&store).await;
     let head = store.head().await.unwrap();
     let store = f.reopen(store).await;
@@ -584,9 +404,6 @@ pub async fn events_survive_reopen<F: StoreFactory>(f: &F) {
     assert_eq!(store.head().await.unwrap(), head);
     store.append(vec![ev("a", 20)]).await.unwrap();
     let last = all_events(&store).await.pop().unwrap();
-    assert_eq!(
-        last.origin.counter, 21,
-        "the counter continues after reopen"
-    );
+    assert_eq!(last.origin.counter, 21, "the counter continues after reopen");
     assert!(last.hlc > before.last().unwrap().hlc);
 }

@@ -1,0 +1,451 @@
+//! [`SyncManager`], its [`Builder`] and the push / pull loop.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sync_core::{
+    AppendOutcome, Checkpoint, ConflictResolver, Cursor, Error, ErrorCode, Event, EventStore, Filter, LastWriteWins,
+    NewEvent, Page, PushAck, PushResult, PushStatus, ResolvedConflict, Result, Transport, View, resolved_view,
+};
+use tokio::sync::{Mutex, broadcast, watch};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::error::{BuildError, ZeroBatchSizeSnafu, ZeroDurationSnafu};
+
+/// Which directions a sync runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Push, then pull.
+    #[default]
+    Both,
+    /// Only send local events.
+    PushOnly,
+    /// Only receive the peer's events.
+    PullOnly,
+}
+
+/// The transport of a local-only manager. It has no values, so a manager
+/// built without [`Builder::transport`] can never reach the network.
+#[derive(Debug, Clone, Copy)]
+pub enum NoTransport {}
+
+impl Transport for NoTransport {
+    fn peer(&self) -> &str {
+        match *self {}
+    }
+    async fn push(&self, _: Vec<Event>) -> Result<PushAck> {
+        match *self {}
+    }
+    async fn pull(&self, _: &Cursor, _: usize, _: &Filter) -> Result<Page> {
+        match *self {}
+    }
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncResult {
+    /// Local events the peer stored now.
+    pub pushed: usize,
+    /// Local events the peer already had.
+    pub push_duplicates: usize,
+    /// Local events the peer refused (out of scope, invalid), with its reasons.
+    /// They are not retried: the checkpoint moves past them.
+    pub rejected: Vec<PushResult>,
+    /// Peer events stored locally now.
+    pub pulled: usize,
+    /// Conflict sets first seen in this sync (they contain a pulled event).
+    pub conflicts_resolved: usize,
+    /// Those conflicts and how the resolver decided them.
+    pub conflicts: Vec<ResolvedConflict>,
+    /// True when the peer no longer knew our pull cursor (it was replaced or
+    /// restored) and the pull restarted from the beginning of its feed.
+    pub resynced: bool,
+    /// Wall time of the sync.
+    pub duration: Duration,
+}
+
+/// Which part of a sync is running, for progress displays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Phase {
+    /// No sync running.
+    #[default]
+    Idle,
+    /// Sending local events.
+    Pushing,
+    /// Receiving peer events.
+    Pulling,
+}
+
+/// Progress of the running sync, see [`SyncManager::progress`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The current phase.
+    pub phase: Phase,
+    /// Events pushed so far in this sync.
+    pub pushed: usize,
+    /// Events received so far in this sync (new or not).
+    pub pulled: usize,
+}
+
+type Validator = Box<dyn Fn(&NewEvent) -> std::result::Result<(), String> + Send + Sync>;
+
+pub(crate) struct Options {
+    pub(crate) filter: Filter,
+    pub(crate) batch_size: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) mode: SyncMode,
+    pub(crate) interval: Duration,
+    pub(crate) backoff: (Duration, Duration),
+}
+
+/// Configures a [`SyncManager`]; see [`SyncManager::builder`].
+#[must_use]
+pub struct Builder<S, T = NoTransport> {
+    store: S,
+    transport: Option<T>,
+    resolver: Box<dyn ConflictResolver>,
+    validator: Option<Validator>,
+    options: Options,
+}
+
+impl<S: EventStore> Builder<S, NoTransport> {
+    /// Syncs with a peer over `transport` (without one, the manager is local only).
+    pub fn transport<T: Transport>(self, transport: T) -> Builder<S, T> {
+        Builder {
+            store: self.store,
+            transport: Some(transport),
+            resolver: self.resolver,
+            validator: self.validator,
+            options: self.options,
+        }
+    }
+}
+
+impl<S: EventStore, T: Transport> Builder<S, T> {
+    /// How conflicts are resolved in views and reports (default [`LastWriteWins`]).
+    pub fn resolver(mut self, resolver: impl ConflictResolver + 'static) -> Self {
+        self.resolver = Box::new(resolver);
+        self
+    }
+
+    /// Only events matching `filter` are pushed, and only those are asked for on pull.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.options.filter = filter;
+        self
+    }
+
+    /// Events per push request and per pull page (default 500).
+    pub fn batch_size(mut self, events: usize) -> Self {
+        self.options.batch_size = events;
+        self
+    }
+
+    /// Longest one push or pull request may take (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = timeout;
+        self
+    }
+
+    /// Checks every event given to [`SyncManager::append`]; an `Err(reason)`
+    /// rejects the whole batch with [`ErrorCode::InvalidInput`].
+    pub fn validator(
+        mut self,
+        check: impl Fn(&NewEvent) -> std::result::Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.validator = Some(Box::new(check));
+        self
+    }
+
+    /// Only push: pulled events are not requested.
+    pub fn push_only(mut self) -> Self {
+        self.options.mode = SyncMode::PushOnly;
+        self
+    }
+
+    /// Only pull: local events stay local.
+    pub fn pull_only(mut self) -> Self {
+        self.options.mode = SyncMode::PullOnly;
+        self
+    }
+
+    /// Time between syncs of [`SyncManager::start_auto_sync`] (default 30 s).
+    pub fn sync_interval(mut self, interval: Duration) -> Self {
+        self.options.interval = interval;
+        self
+    }
+
+    /// Retry delays of auto-sync after a failure: doubles from `min` up to
+    /// `max`, with jitter (defaults 1 s and 5 min).
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.options.backoff = (min, max);
+        self
+    }
+
+    /// Checks the settings and builds the manager.
+    pub fn build(self) -> std::result::Result<SyncManager<S, T>, BuildError> {
+        let o = &self.options;
+        snafu::ensure!(o.batch_size > 0, ZeroBatchSizeSnafu);
+        snafu::ensure!(!o.timeout.is_zero(), ZeroDurationSnafu { what: "timeout" });
+        snafu::ensure!(!o.interval.is_zero(), ZeroDurationSnafu { what: "sync interval" });
+        snafu::ensure!(!o.backoff.0.is_zero(), ZeroDurationSnafu { what: "backoff minimum" });
+        if o.backoff.0 > o.backoff.1 {
+            return Err(BuildError::BackoffRange {
+                min_ms: o.backoff.0.as_millis() as u64,
+                max_ms: o.backoff.1.as_millis() as u64,
+            });
+        }
+        Ok(SyncManager {
+            inner: Arc::new(Inner {
+                store: self.store,
+                transport: self.transport,
+                resolver: self.resolver,
+                validator: self.validator,
+                options: self.options,
+                running: Mutex::new(()),
+                results: broadcast::channel(64).0,
+                progress: watch::channel(Progress::default()).0,
+            }),
+        })
+    }
+}
+
+/// Keeps a store in sync with one peer. Cheap to clone (shared state).
+pub struct SyncManager<S, T = NoTransport> {
+    pub(crate) inner: Arc<Inner<S, T>>,
+}
+
+impl<S, T> Clone for SyncManager<S, T> {
+    fn clone(&self) -> Self {
+        SyncManager { inner: self.inner.clone() }
+    }
+}
+
+pub(crate) struct Inner<S, T> {
+    store: S,
+    transport: Option<T>,
+    resolver: Box<dyn ConflictResolver>,
+    validator: Option<Validator>,
+    pub(crate) options: Options,
+    running: Mutex<()>,
+    results: broadcast::Sender<SyncResult>,
+    progress: watch::Sender<Progress>,
+}
+
+impl<S: EventStore> SyncManager<S, NoTransport> {
+    /// Starts configuring a manager over `store`.
+    pub fn builder(store: S) -> Builder<S, NoTransport> {
+        Builder {
+            store,
+            transport: None,
+            resolver: Box::new(LastWriteWins),
+            validator: None,
+            options: Options {
+                filter: Filter::default(),
+                batch_size: 500,
+                timeout: Duration::from_secs(30),
+                mode: SyncMode::Both,
+                interval: Duration::from_secs(30),
+                backoff: (Duration::from_secs(1), Duration::from_secs(300)),
+            },
+        }
+    }
+}
+
+impl<S: EventStore, T: Transport> SyncManager<S, T> {
+    /// The local store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// Appends local events after running the validator.
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
+        if let Some(check) = &self.inner.validator {
+            for e in &events {
+                check(e).map_err(|reason| Error::invalid(format!("event {} rejected by validator: {reason}", e.id)))?;
+            }
+        }
+        self.inner.store.append(events).await
+    }
+
+    /// The resolved view of one aggregate: its events in causal order with
+    /// each conflict set replaced by the resolver's decision.
+    pub async fn view(&self, aggregate_id: &str) -> Result<View> {
+        let events = self.inner.store.load_aggregate(aggregate_id, &Cursor::START).await?;
+        Ok(resolved_view(&events, self.inner.resolver.as_ref()))
+    }
+
+    /// Receives every [`SyncResult`] from now on (a slow receiver skips old ones).
+    pub fn subscribe(&self) -> broadcast::Receiver<SyncResult> {
+        self.inner.results.subscribe()
+    }
+
+    /// Watches the progress of the running sync.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.inner.progress.subscribe()
+    }
+
+    /// Pushes, then pulls (as the [`SyncMode`] allows). Local only: does nothing.
+    pub async fn sync(&self) -> Result<SyncResult> {
+        let mode = self.inner.options.mode;
+        self.run(mode != SyncMode::PullOnly, mode != SyncMode::PushOnly).await
+    }
+
+    /// Only pushes (regardless of the mode).
+    pub async fn push(&self) -> Result<SyncResult> {
+        self.run(true, false).await
+    }
+
+    /// Only pulls (regardless of the mode).
+    pub async fn pull(&self) -> Result<SyncResult> {
+        self.run(false, true).await
+    }
+
+    async fn run(&self, push: bool, pull: bool) -> Result<SyncResult> {
+        let Some(transport) = &self.inner.transport else { return Ok(SyncResult::default()) };
+        let _one_at_a_time = self.inner.running.lock().await;
+        let started = Instant::now();
+        let peer = transport.peer();
+        let span = info_span!("sync", peer, push, pull);
+        let mut result = SyncResult::default();
+        let outcome = async {
+            let mut checkpoint = self.inner.store.checkpoint(peer).await?;
+            if push {
+                self.push_pages(transport, &mut checkpoint, &mut result).await?;
+            }
+            if pull {
+                self.pull_pages(transport, &mut checkpoint, &mut result).await?;
+            }
+            Ok::<_, Error>(())
+        }
+        .instrument(span)
+        .await;
+        self.inner.progress.send_replace(Progress::default());
+        result.duration = started.elapsed();
+        metrics::histogram!("synckit_sync_seconds").record(result.duration.as_secs_f64());
+        if let Err(e) = outcome {
+            metrics::counter!("synckit_sync_failures_total", "code" => e.code().as_str()).increment(1);
+            warn!(peer, error = %e, "sync failed");
+            return Err(e);
+        }
+        metrics::counter!("synckit_sync_pushed_events_total").increment(result.pushed as u64);
+        metrics::counter!("synckit_sync_pulled_events_total").increment(result.pulled as u64);
+        metrics::counter!("synckit_sync_conflicts_total").increment(result.conflicts_resolved as u64);
+        info!(
+            peer,
+            pushed = result.pushed,
+            pulled = result.pulled,
+            conflicts = result.conflicts_resolved,
+            rejected = result.rejected.len(),
+            ms = result.duration.as_millis() as u64,
+            "sync done"
+        );
+        let _ = self.inner.results.send(result.clone());
+        Ok(result)
+    }
+
+    /// Sends local events after the push checkpoint, skipping those that
+    /// came from this peer; the checkpoint moves only after the peer's ack.
+    async fn push_pages(&self, transport: &T, cp: &mut Checkpoint, result: &mut SyncResult) -> Result<()> {
+        let (store, o) = (&self.inner.store, &self.inner.options);
+        let peer = transport.peer();
+        loop {
+            let page = store.load(&cp.pushed, o.batch_size, &o.filter, Some(peer)).await?;
+            if !page.events.is_empty() {
+                let sent: Vec<_> = page.events.iter().map(|e| e.id).collect();
+                let ack = self.timed("push", transport.push(page.events)).await?;
+                if ack.results.len() != sent.len() || ack.results.iter().zip(&sent).any(|(r, id)| r.id != *id) {
+                    return Err(Error::invalid(format!(
+                        "peer acknowledged {} results for {} pushed events",
+                        ack.results.len(),
+                        sent.len()
+                    )));
+                }
+                for r in ack.results {
+                    match r.status {
+                        PushStatus::Accepted => result.pushed += 1,
+                        PushStatus::Duplicate => result.push_duplicates += 1,
+                        PushStatus::Rejected => {
+                            warn!(id = %r.id, code = ?r.code, reason = r.reason.as_deref().unwrap_or(""), "peer rejected event");
+                            result.rejected.push(r);
+                        }
+                    }
+                }
+                self.inner.progress.send_modify(|p| {
+                    p.phase = Phase::Pushing;
+                    p.pushed += sent.len();
+                });
+            }
+            if page.next != cp.pushed {
+                cp.pushed = page.next;
+                store.set_checkpoint(peer, cp).await?;
+            }
+            if !page.has_more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies the peer's pages after the pull checkpoint; the checkpoint
+    /// moves after each applied page. A cursor the peer no longer knows
+    /// restarts the pull from the beginning (applying twice is a no-op).
+    async fn pull_pages(&self, transport: &T, cp: &mut Checkpoint, result: &mut SyncResult) -> Result<()> {
+        let (store, o) = (&self.inner.store, &self.inner.options);
+        let peer = transport.peer();
+        // Our own events are already here: do not fetch them back.
+        let filter = o.filter.clone().exclude_origin(store.node_id());
+        let mut new_ids = HashSet::new();
+        let mut suspects = BTreeSet::new();
+        loop {
+            let page = match self.timed("pull", transport.pull(&cp.pulled, o.batch_size, &filter)).await {
+                Err(e) if e.code() == ErrorCode::BadCursor && !cp.pulled.is_start() && !result.resynced => {
+                    warn!(peer, cursor = %cp.pulled, error = %e, "peer does not know our cursor; resyncing from the start");
+                    result.resynced = true;
+                    cp.pulled = Cursor::START;
+                    store.set_checkpoint(peer, cp).await?;
+                    continue;
+                }
+                other => other?,
+            };
+            if !page.events.is_empty() {
+                let received = page.events.len();
+                let aggregates: std::collections::HashMap<_, _> =
+                    page.events.iter().map(|e| (e.id, e.aggregate_id.clone())).collect();
+                let outcome = store.apply(page.events, peer).await?;
+                result.pulled += outcome.inserted.len();
+                suspects.extend(outcome.concurrent.iter().filter_map(|id| aggregates.get(id).cloned()));
+                new_ids.extend(outcome.inserted);
+                self.inner.progress.send_modify(|p| {
+                    p.phase = Phase::Pulling;
+                    p.pulled += received;
+                });
+            }
+            cp.pulled = page.next;
+            store.set_checkpoint(peer, cp).await?;
+            if !page.has_more {
+                break;
+            }
+        }
+        // Only aggregates where a pulled event was concurrent with what we
+        // held can have a new conflict; a conflict is new when it contains
+        // an event this sync inserted.
+        for aggregate in suspects {
+            let events = store.load_aggregate(&aggregate, &Cursor::START).await?;
+            for rc in resolved_view(&events, self.inner.resolver.as_ref()).conflicts {
+                if rc.conflict.events.iter().any(|e| new_ids.contains(&e.id)) {
+                    debug!(aggregate = %rc.conflict.aggregate_id, kind = %rc.conflict.kind, resolution = ?rc.resolution, "conflict");
+                    result.conflicts.push(rc);
+                }
+            }
+        }
+        result.conflicts_resolved = result.conflicts.len();
+        Ok(())
+    }
+
+    async fn timed<R>(&self, action: &str, fut: impl std::future::Future<Output = Result<R>>) -> Result<R> {
+        let limit = self.inner.options.timeout;
+        tokio::time::timeout(limit, fut)
+            .await
+            .map_err(|_| Error::Timeout { action: action.into(), millis: limit.as_millis() as u64 })?
+    }
+}

@@ -1,0 +1,338 @@
+//! Sync manager behaviour over the in-process transport: every option has
+//! an observable effect here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sync_core::{
+    AdditiveMerge, Cursor, ErrorCode, Event, EventStore, Filter, LastWriteWins, NewEvent, Page, PushAck, PushStatus,
+    Resolution, Result, Transport, ViewEntry,
+};
+use sync_manager::{BuildError, Phase, Progress, SyncManager};
+use sync_server::{Principal, SyncService};
+use sync_testkit::{FlakyTransport, InProcessTransport, MemoryStore};
+
+type Server = Arc<SyncService<MemoryStore>>;
+
+fn server() -> Server {
+    Arc::new(SyncService::new(MemoryStore::new()))
+}
+
+fn client(server: &Server) -> InProcessTransport<MemoryStore> {
+    InProcessTransport::new(server.clone(), "server")
+}
+
+fn edits(agg: &str, kind: &str, n: usize) -> Vec<NewEvent> {
+    (0..n).map(|i| NewEvent::new(kind, agg, format!("{agg} {kind} {i}"))).collect()
+}
+
+async fn ids<S: EventStore>(store: &S) -> Vec<sync_core::EventId> {
+    let mut ids: Vec<_> = store
+        .load(&Cursor::START, 100_000, &Filter::default(), None)
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn local_only_manager_syncs_nothing() {
+    let m = SyncManager::builder(MemoryStore::new()).build().unwrap();
+    m.append(edits("a", "k", 2)).await.unwrap();
+    assert_eq!(m.sync().await.unwrap(), Default::default());
+}
+
+#[tokio::test]
+async fn two_offline_clients_converge_and_report_the_conflict() {
+    let server = server();
+    let a = SyncManager::builder(MemoryStore::new()).transport(client(&server)).build().unwrap();
+    let b = SyncManager::builder(MemoryStore::new()).transport(client(&server)).build().unwrap();
+    a.append(vec![NewEvent::new("title.set", "doc-1", "from a")]).await.unwrap();
+    b.append(vec![NewEvent::new("title.set", "doc-1", "from b")]).await.unwrap();
+    b.append(edits("doc-2", "k", 3)).await.unwrap();
+
+    let ra = a.sync().await.unwrap();
+    assert_eq!((ra.pushed, ra.pulled, ra.conflicts_resolved), (1, 0, 0));
+    let rb = b.sync().await.unwrap();
+    assert_eq!((rb.pushed, rb.pulled, rb.conflicts_resolved), (4, 1, 1));
+    assert_eq!(rb.conflicts[0].conflict.aggregate_id, "doc-1");
+    let ra = a.sync().await.unwrap();
+    assert_eq!((ra.pushed, ra.pulled, ra.conflicts_resolved), (0, 4, 1), "a sees the conflict when it arrives");
+
+    assert_eq!(ids(a.store()).await, ids(b.store()).await);
+    let (va, vb) = (a.view("doc-1").await.unwrap(), b.view("doc-1").await.unwrap());
+    assert_eq!(va, vb);
+    let ViewEntry::Event(winner) = &va.entries[0] else { panic!("LWW keeps one event") };
+    assert_eq!(va.entries.len(), 1);
+    assert_eq!(va.conflicts[0].resolution, Resolution::Winner(winner.id));
+
+    // nothing left to exchange, and nothing pulled is pushed back
+    let again = a.sync().await.unwrap();
+    assert_eq!((again.pushed, again.push_duplicates, again.pulled), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn interrupted_pull_resumes_from_its_last_page() {
+    let server = server();
+    let writer = SyncManager::builder(MemoryStore::new()).transport(client(&server)).build().unwrap();
+    writer.append(edits("a", "k", 50)).await.unwrap();
+    writer.sync().await.unwrap();
+
+    let flaky = Arc::new(FlakyTransport::new(client(&server)));
+    let reader = SyncManager::builder(MemoryStore::new()).transport(flaky.clone()).batch_size(10).build().unwrap();
+    flaky.fail_from_call(3); // call 0 = push (nothing to push: no call), pulls are calls 0, 1, 2 then fail
+    let err = reader.sync().await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unavailable);
+    assert_eq!(ids(reader.store()).await.len(), 30, "three pages were applied before the network dropped");
+    flaky.fail_from_call(usize::MAX);
+    let r = reader.sync().await.unwrap();
+    assert_eq!(r.pulled, 20, "the resumed pull fetches only the missing pages");
+    assert_eq!(flaky.calls(), 4 + 2, "4 calls before (one failed), then pages 4 and 5");
+    assert_eq!(ids(reader.store()).await, ids(writer.store()).await);
+}
+
+#[tokio::test]
+async fn a_replaced_server_triggers_a_resync_from_the_start() {
+    let old = server();
+    let m = SyncManager::builder(MemoryStore::new()).transport(FlakyTransport::new(client(&old))).build().unwrap();
+    let other = SyncManager::builder(MemoryStore::new()).transport(client(&old)).build().unwrap();
+    other.append(edits("a", "k", 3)).await.unwrap();
+    other.sync().await.unwrap();
+    m.sync().await.unwrap();
+    let cp = m.store().checkpoint("server").await.unwrap();
+    assert!(!cp.pulled.is_start());
+
+    // The server is replaced by one with another store; its name is the same.
+    let new = server();
+    let seed = SyncManager::builder(MemoryStore::new()).transport(client(&new)).build().unwrap();
+    seed.append(edits("b", "k", 2)).await.unwrap();
+    seed.sync().await.unwrap();
+    let m2 = SyncManager::builder(m.store().clone()).transport(client(&new)).build().unwrap();
+    let r = m2.sync().await.unwrap();
+    assert!(r.resynced);
+    assert_eq!(r.pulled, 2);
+    assert_eq!(r.pushed, 0, "the push checkpoint is about our own feed and stays valid");
+}
+
+#[tokio::test]
+async fn filter_limits_what_is_pushed_and_pulled() {
+    let server = server();
+    let a = SyncManager::builder(MemoryStore::new()).transport(client(&server)).build().unwrap();
+    a.append(edits("user-1", "user.renamed", 2)).await.unwrap();
+    a.append(edits("order-1", "order.placed", 3)).await.unwrap();
+    a.sync().await.unwrap();
+    let orders = Filter::default().aggregate_prefix("order-");
+    let b = SyncManager::builder(MemoryStore::new()).transport(client(&server)).filter(orders).build().unwrap();
+    b.append(edits("user-9", "user.renamed", 1)).await.unwrap();
+    b.append(edits("order-9", "order.placed", 1)).await.unwrap();
+    let r = b.sync().await.unwrap();
+    assert_eq!((r.pushed, r.pulled), (1, 3));
+    let pulled = b.store().load(&Cursor::START, 100, &Filter::default(), None).await.unwrap().events;
+    assert!(
+        pulled.iter().filter(|e| e.origin.node != b.store().node_id()).all(|e| e.aggregate_id.starts_with("order-"))
+    );
+}
+
+#[tokio::test]
+async fn batch_size_sets_request_sizes() {
+    let server = server();
+    let flaky = Arc::new(FlakyTransport::new(client(&server)));
+    let m =
+        SyncManager::builder(MemoryStore::new()).transport(flaky.clone()).batch_size(7).push_only().build().unwrap();
+    m.append(edits("a", "k", 20)).await.unwrap();
+    assert_eq!(m.sync().await.unwrap().pushed, 20);
+    assert_eq!(flaky.calls(), 3, "20 events in pushes of 7");
+}
+
+#[tokio::test]
+async fn push_only_and_pull_only_modes() {
+    let server = server();
+    let seed = SyncManager::builder(MemoryStore::new()).transport(client(&server)).build().unwrap();
+    seed.append(edits("s", "k", 2)).await.unwrap();
+    seed.sync().await.unwrap();
+    let push_only = SyncManager::builder(MemoryStore::new()).transport(client(&server)).push_only().build().unwrap();
+    push_only.append(edits("p", "k", 1)).await.unwrap();
+    let r = push_only.sync().await.unwrap();
+    assert_eq!((r.pushed, r.pulled), (1, 0));
+    let pull_only = SyncManager::builder(MemoryStore::new()).transport(client(&server)).pull_only().build().unwrap();
+    pull_only.append(edits("q", "k", 1)).await.unwrap();
+    let r = pull_only.sync().await.unwrap();
+    assert_eq!((r.pushed, r.pulled), (0, 3));
+    // explicit push() still pushes
+    assert_eq!(pull_only.push().await.unwrap().pushed, 1);
+}
+
+/// A transport on a network that never answers.
+struct Hanging;
+
+impl Transport for Hanging {
+    fn peer(&self) -> &str {
+        "hanging"
+    }
+    async fn push(&self, _: Vec<Event>) -> Result<PushAck> {
+        std::future::pending().await
+    }
+    async fn pull(&self, _: &Cursor, _: usize, _: &Filter) -> Result<Page> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_bounds_each_request() {
+    let m =
+        SyncManager::builder(MemoryStore::new()).transport(Hanging).timeout(Duration::from_secs(2)).build().unwrap();
+    let err = m.sync().await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Timeout);
+    assert_eq!(err.to_string(), "timed out after 2000 ms while pull");
+}
+
+#[tokio::test]
+async fn validator_rejects_bad_events_before_they_are_stored() {
+    let m = SyncManager::builder(MemoryStore::new())
+        .validator(|e| if e.data.is_empty() { Err("empty payload".into()) } else { Ok(()) })
+        .build()
+        .unwrap();
+    let err = m.append(vec![NewEvent::new("k", "a", "ok"), NewEvent::new("k", "a", "")]).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidInput);
+    assert!(err.to_string().contains("empty payload"));
+    assert!(ids(m.store()).await.is_empty());
+}
+
+#[tokio::test]
+async fn rejected_events_are_reported_and_not_retried() {
+    let server = server();
+    let scoped = client(&server).with_principal(Principal {
+        name: "alice".into(),
+        tenant: None,
+        aggregate_prefixes: vec!["todo-".into()],
+    });
+    let m = SyncManager::builder(MemoryStore::new()).transport(scoped).build().unwrap();
+    m.append(edits("todo-1", "k", 2)).await.unwrap();
+    m.append(edits("secret-1", "k", 1)).await.unwrap();
+    let r = m.sync().await.unwrap();
+    assert_eq!(r.pushed, 2);
+    assert_eq!(r.rejected.len(), 1);
+    assert_eq!((r.rejected[0].status, r.rejected[0].code), (PushStatus::Rejected, Some(ErrorCode::Forbidden)));
+    assert!(m.sync().await.unwrap().rejected.is_empty(), "the checkpoint moved past it");
+}
+
+/// Records the manager's progress each time a request goes out.
+struct ProgressSpy<T> {
+    inner: T,
+    progress: Arc<std::sync::OnceLock<tokio::sync::watch::Receiver<Progress>>>,
+    seen: Arc<std::sync::Mutex<Vec<Progress>>>,
+}
+
+impl<T: Transport> ProgressSpy<T> {
+    fn record(&self) {
+        if let Some(p) = self.progress.get() {
+            self.seen.lock().unwrap().push(*p.borrow());
+        }
+    }
+}
+
+impl<T: Transport> Transport for ProgressSpy<T> {
+    fn peer(&self) -> &str {
+        self.inner.peer()
+    }
+    async fn push(&self, events: Vec<Event>) -> Result<PushAck> {
+        self.record();
+        self.inner.push(events).await
+    }
+    async fn pull(&self, after: &Cursor, limit: usize, filter: &Filter) -> Result<Page> {
+        self.record();
+        self.inner.pull(after, limit, filter).await
+    }
+}
+
+#[tokio::test]
+async fn subscribers_and_progress_see_each_sync() {
+    let server = server();
+    let (progress, seen) = (Arc::default(), Arc::default());
+    let spy = ProgressSpy { inner: client(&server), progress: Arc::clone(&progress), seen: Arc::clone(&seen) };
+    let m = SyncManager::builder(MemoryStore::new()).transport(spy).batch_size(5).build().unwrap();
+    progress.set(m.progress()).unwrap();
+    let mut results = m.subscribe();
+    m.append(edits("a", "k", 12)).await.unwrap();
+    let r = m.sync().await.unwrap();
+    assert_eq!(results.recv().await.unwrap(), r);
+    let pushed: Vec<_> = seen.lock().unwrap().iter().map(|p| (p.phase, p.pushed)).collect();
+    // three pushes (before each: 0, 5, 10 done), then one pull after 12 were
+    // pushed, which brings nothing back: our own events are not pulled
+    assert_eq!(pushed, [(Phase::Idle, 0), (Phase::Pushing, 5), (Phase::Pushing, 10), (Phase::Pushing, 12)]);
+    assert_eq!(r.pulled, 0);
+    assert_eq!(m.progress().borrow().phase, Phase::Idle, "reset when the sync ends");
+}
+
+#[tokio::test]
+async fn resolver_decides_the_view() {
+    let server = server();
+    let a =
+        SyncManager::builder(MemoryStore::new()).transport(client(&server)).resolver(AdditiveMerge).build().unwrap();
+    let b =
+        SyncManager::builder(MemoryStore::new()).transport(client(&server)).resolver(LastWriteWins).build().unwrap();
+    a.append(vec![NewEvent::new("item.added", "cart", "apple")]).await.unwrap();
+    b.append(vec![NewEvent::new("item.added", "cart", "pear")]).await.unwrap();
+    a.sync().await.unwrap();
+    b.sync().await.unwrap();
+    a.sync().await.unwrap();
+    assert_eq!(a.view("cart").await.unwrap().entries.len(), 2, "additive keeps both");
+    assert_eq!(b.view("cart").await.unwrap().entries.len(), 1, "LWW keeps one");
+}
+
+#[tokio::test(start_paused = true)]
+async fn auto_sync_retries_with_backoff_then_returns_to_the_interval() {
+    let server = server();
+    let flaky = Arc::new(FlakyTransport::new(client(&server)));
+    let m = SyncManager::builder(MemoryStore::new())
+        .transport(flaky.clone())
+        .sync_interval(Duration::from_secs(60))
+        .backoff(Duration::from_secs(4), Duration::from_secs(8))
+        .build()
+        .unwrap();
+    flaky.fail_from_call(0);
+    let auto = m.start_auto_sync();
+    let settle = || async {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    };
+    settle().await;
+    assert_eq!(flaky.calls(), 1, "first attempt at once");
+    // retry 1 waits 2..4 s, retry 2 waits 4..8 s (jittered doubling, capped at 8 s)
+    tokio::time::advance(Duration::from_millis(1_999)).await;
+    settle().await;
+    assert_eq!(flaky.calls(), 1, "not before half the minimum backoff");
+    tokio::time::advance(Duration::from_millis(2_001)).await;
+    settle().await;
+    assert_eq!(flaky.calls(), 2);
+    flaky.fail_from_call(usize::MAX);
+    tokio::time::advance(Duration::from_secs(8)).await;
+    settle().await;
+    assert_eq!(flaky.calls(), 3, "second retry within the capped backoff; it succeeds");
+    tokio::time::advance(Duration::from_secs(59)).await;
+    settle().await;
+    assert_eq!(flaky.calls(), 3, "after a success, the interval applies");
+    tokio::time::advance(Duration::from_secs(1)).await;
+    settle().await;
+    assert_eq!(flaky.calls(), 4);
+    auto.stop().await;
+    tokio::time::advance(Duration::from_secs(600)).await;
+    settle().await;
+    assert_eq!(flaky.calls(), 4, "stopped");
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    let b = || SyncManager::builder(MemoryStore::new());
+    assert_eq!(b().batch_size(0).build().err(), Some(BuildError::ZeroBatchSize));
+    assert_eq!(b().timeout(Duration::ZERO).build().err(), Some(BuildError::ZeroDuration { what: "timeout" }));
+    assert!(matches!(
+        b().backoff(Duration::from_secs(9), Duration::from_secs(1)).build(),
+        Err(BuildError::BackoffRange { .. })
+    ));
+}

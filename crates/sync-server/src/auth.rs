@@ -32,9 +32,30 @@ impl Principal {
 
     /// Is `event` inside this principal's scope?
     pub fn allows(&self, event: &Event) -> bool {
-        self.tenant.as_ref().is_none_or(|t| event.metadata.get("tenant") == Some(t))
-            && (self.aggregate_prefixes.is_empty()
-                || self.aggregate_prefixes.iter().any(|p| event.aggregate_id.starts_with(p.as_str())))
+        self.check(event).is_ok()
+    }
+
+    /// Like [`Principal::allows`], with the reason when it is not.
+    pub fn check(&self, event: &Event) -> Result<(), String> {
+        if let Some(tenant) = &self.tenant
+            && event.metadata.get("tenant") != Some(tenant)
+        {
+            return Err(format!(
+                "event {} has tenant {:?}; {} may only write tenant {tenant:?}",
+                event.id,
+                event.metadata.get("tenant").map(String::as_str).unwrap_or(""),
+                self.name
+            ));
+        }
+        if !self.aggregate_prefixes.is_empty()
+            && !self.aggregate_prefixes.iter().any(|p| event.aggregate_id.starts_with(p.as_str()))
+        {
+            return Err(format!(
+                "aggregate {:?} is outside the prefixes {:?} of {}",
+                event.aggregate_id, self.aggregate_prefixes, self.name
+            ));
+        }
+        Ok(())
     }
 
     /// `filter` narrowed to this principal's tenant (prefixes are checked per

@@ -130,13 +130,9 @@ impl<S: EventStore> SyncService<S> {
         let mut results: Vec<PushResult> = Vec::with_capacity(events.len());
         let mut accepted = Vec::with_capacity(events.len());
         for event in events {
-            let verdict = if !principal.allows(&event) {
-                Err((
-                    ErrorCode::Forbidden,
-                    format!("aggregate {:?} is outside the scope of {}", event.aggregate_id, principal.name),
-                ))
-            } else {
-                self.limits.events.check_remote(&event).map_err(|e| (e.code(), e.to_string()))
+            let verdict = match principal.check(&event) {
+                Err(why) => Err((ErrorCode::Forbidden, why)),
+                Ok(()) => self.limits.events.check_remote(&event).map_err(|e| (e.code(), e.to_string())),
             };
             match verdict {
                 Ok(()) => {
@@ -152,9 +148,11 @@ impl<S: EventStore> SyncService<S> {
             }
         }
         let outcome = self.timed("push", self.store.apply(accepted, &principal.name)).await?;
-        if !outcome.duplicates.is_empty() {
-            let dups: std::collections::HashSet<_> = outcome.duplicates.iter().collect();
-            for r in results.iter_mut().filter(|r| r.status == PushStatus::Accepted && dups.contains(&r.id)) {
+        // The first copy of each inserted id is the accepted one; any other
+        // copy (already stored, or repeated in this batch) is a duplicate.
+        let mut fresh: std::collections::HashSet<_> = outcome.inserted.iter().copied().collect();
+        for r in results.iter_mut().filter(|r| r.status == PushStatus::Accepted) {
+            if !fresh.remove(&r.id) {
                 r.status = PushStatus::Duplicate;
             }
         }

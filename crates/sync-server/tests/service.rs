@@ -43,7 +43,8 @@ async fn pushes_outside_scope_are_rejected_per_event() {
             (PushStatus::Rejected, Some(ErrorCode::Forbidden)),
         ]
     );
-    assert!(ack.results[1].reason.as_deref().unwrap().contains("todo-2"));
+    assert!(ack.results[1].reason.as_deref().unwrap().contains("has tenant \"globex\""), "{:?}", ack.results[1]);
+    assert!(ack.results[2].reason.as_deref().unwrap().contains("aggregate \"user-1\" is outside"));
     let all = service.pull(&Principal::unrestricted("ops"), &Cursor::START, 100, &Filter::default()).await.unwrap();
     assert_eq!(all.events, batch[..1]);
 }
@@ -73,6 +74,15 @@ async fn invalid_events_are_rejected_and_valid_ones_stored() {
     assert_eq!((ack.results[1].status, ack.results[1].code), (PushStatus::Rejected, Some(ErrorCode::InvalidInput)));
     let again = service.push(&Principal::unrestricted("c"), batch[..1].to_vec()).await.unwrap();
     assert_eq!(again.results[0].status, PushStatus::Duplicate);
+}
+
+#[tokio::test]
+async fn a_repeated_event_in_one_push_is_accepted_once() {
+    let service = SyncService::new(MemoryStore::new());
+    let e = events(&[("a", None)]).remove(0);
+    let ack = service.push(&Principal::unrestricted("c"), vec![e.clone(), e]).await.unwrap();
+    let statuses: Vec<_> = ack.results.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [PushStatus::Accepted, PushStatus::Duplicate]);
 }
 
 #[tokio::test]

@@ -151,6 +151,8 @@ pub async fn filters_are_applied_by_the_server<F: TransportFactory>(f: &F) {
     let multi = Filter::default().kind("order.paid").kind("order.placed").aggregate_prefix("user-");
     let (users, _) = pull_all(&client, &multi, 100).await;
     assert_eq!(users, b);
+    let (not_a, _) = pull_all(&client, &Filter::default().exclude_origin(a[0].origin.node), 3).await;
+    assert_eq!(not_a, b, "exclude_origin leaves out one node's events");
 }
 
 /// Errors arrive with their stable codes.

@@ -36,7 +36,7 @@ pub use resolve::{
     ResolvedConflict, View, ViewEntry, find_conflicts, resolved_view, resolver_fn,
 };
 pub use store::{AppendOutcome, Checkpoint, ClockBook, EventStore, Limits, Page, ScanRow, page_from_scan};
-pub use transport::{PushAck, PushResult, PushStatus, Transport};
+pub use transport::{CompressRequests, PushAck, PushResult, PushStatus, Transport};
 
 #[cfg(test)]
 mod codec_tests {

@@ -22,6 +22,14 @@ pub trait Transport: Send + Sync + 'static {
     fn pull(&self, after: &Cursor, limit: usize, filter: &Filter) -> impl Future<Output = Result<Page>> + Send;
 }
 
+/// A transport that can compress what it sends. Lets the sync manager's
+/// `compression(true)` switch it on; transports that cannot compress do not
+/// implement it, so the option does not exist for them.
+pub trait CompressRequests: Transport + Sized {
+    /// This transport with request compression on or off.
+    fn with_compression(self, enabled: bool) -> Self;
+}
+
 impl<T: Transport> Transport for std::sync::Arc<T> {
     fn peer(&self) -> &str {
         (**self).peer()

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sync_core::{
-    AppendOutcome, Checkpoint, ConflictResolver, Cursor, Error, ErrorCode, Event, EventStore, Filter, LastWriteWins,
-    NewEvent, Page, PushAck, PushResult, PushStatus, ResolvedConflict, Result, Transport, View, resolved_view,
+    AppendOutcome, Checkpoint, CompressRequests, ConflictResolver, Cursor, Error, ErrorCode, Event, EventStore, Filter,
+    LastWriteWins, NewEvent, Page, PushAck, PushResult, PushStatus, ResolvedConflict, Result, Transport, View,
+    resolved_view,
 };
 use tokio::sync::{Mutex, broadcast, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -119,6 +120,15 @@ impl<S: EventStore> Builder<S, NoTransport> {
             validator: self.validator,
             options: self.options,
         }
+    }
+}
+
+impl<S: EventStore, T: CompressRequests> Builder<S, T> {
+    /// Compresses request bodies (for HTTP: zstd) or not. Only offered for
+    /// transports that can compress.
+    pub fn compression(mut self, enabled: bool) -> Self {
+        self.transport = self.transport.map(|t| t.with_compression(enabled));
+        self
     }
 }
 
@@ -285,6 +295,12 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         self.inner.progress.subscribe()
     }
 
+    /// Closes the store (waits for a running sync to finish first).
+    pub async fn close(&self) -> Result<()> {
+        let _no_sync_running = self.inner.running.lock().await;
+        self.inner.store.close().await
+    }
+
     /// Pushes, then pulls (as the [`SyncMode`] allows). Local only: does nothing.
     pub async fn sync(&self) -> Result<SyncResult> {
         let mode = self.inner.options.mode;
@@ -318,28 +334,30 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
             }
             Ok::<_, Error>(())
         }
-        .instrument(span)
+        .instrument(span.clone())
         .await;
         self.inner.progress.send_replace(Progress::default());
         result.duration = started.elapsed();
         metrics::histogram!("synckit_sync_seconds").record(result.duration.as_secs_f64());
         if let Err(e) = outcome {
             metrics::counter!("synckit_sync_failures_total", "code" => e.code().as_str()).increment(1);
-            warn!(peer, error = %e, "sync failed");
+            span.in_scope(|| warn!(peer, error = %e, "sync failed"));
             return Err(e);
         }
         metrics::counter!("synckit_sync_pushed_events_total").increment(result.pushed as u64);
         metrics::counter!("synckit_sync_pulled_events_total").increment(result.pulled as u64);
         metrics::counter!("synckit_sync_conflicts_total").increment(result.conflicts_resolved as u64);
-        info!(
-            peer,
-            pushed = result.pushed,
-            pulled = result.pulled,
-            conflicts = result.conflicts_resolved,
-            rejected = result.rejected.len(),
-            ms = result.duration.as_millis() as u64,
-            "sync done"
-        );
+        span.in_scope(|| {
+            info!(
+                peer,
+                pushed = result.pushed,
+                pulled = result.pulled,
+                conflicts = result.conflicts_resolved,
+                rejected = result.rejected.len(),
+                ms = result.duration.as_millis() as u64,
+                "sync done"
+            )
+        });
         let _ = self.inner.results.send(result.clone());
         Ok(result)
     }

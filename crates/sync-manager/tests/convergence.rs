@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use sync_core::{ByKind, Cursor, EventStore, Filter, FirstWriteWins, LastWriteWins, NewEvent, resolver_fn, Resolution};
+use sync_core::{ByKind, Cursor, EventStore, Filter, FirstWriteWins, LastWriteWins, NewEvent, Resolution, resolver_fn};
 use sync_manager::SyncManager;
 use sync_server::SyncService;
 use sync_testkit::{InProcessTransport, MemoryStore};
@@ -29,7 +29,12 @@ fn resolver() -> ByKind {
     // kind 0: last writer wins; kind 1: merge by concatenating in order
     ByKind::new(LastWriteWins)
         .kind("k0", LastWriteWins)
-        .kind("k1", resolver_fn(|c| Resolution::Merged(c.events.iter().flat_map(|e| e.data.to_vec()).collect::<Vec<_>>().into())))
+        .kind(
+            "k1",
+            resolver_fn(|c| {
+                Resolution::Merged(c.events.iter().flat_map(|e| e.data.to_vec()).collect::<Vec<_>>().into())
+            }),
+        )
         .kind("k2", FirstWriteWins)
 }
 

@@ -337,6 +337,14 @@ impl Pool {
     }
 }
 
+/// `compression(true)` on the sync manager selects zstd; `false` turns
+/// compression off. [`HttpTransport::compression`] picks gzip or zstd exactly.
+impl sync_core::CompressRequests for HttpTransport {
+    fn with_compression(self, enabled: bool) -> Self {
+        self.compression(if enabled { Compression::Zstd } else { Compression::None })
+    }
+}
+
 impl Transport for HttpTransport {
     fn peer(&self) -> &str {
         &self.base

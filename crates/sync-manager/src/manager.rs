@@ -364,14 +364,22 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
 
     /// Sends local events after the push checkpoint, skipping those that
     /// came from this peer; the checkpoint moves only after the peer's ack.
+    /// The next page is read from the store while the current one is in
+    /// flight.
     async fn push_pages(&self, transport: &T, cp: &mut Checkpoint, result: &mut SyncResult) -> Result<()> {
         let (store, o) = (&self.inner.store, &self.inner.options);
         let peer = transport.peer();
+        let load = |after: Cursor| async move { store.load(&after, o.batch_size, &o.filter, Some(peer)).await };
+        let mut page = load(cp.pushed).await?;
         loop {
-            let page = store.load(&cp.pushed, o.batch_size, &o.filter, Some(peer)).await?;
-            if !page.events.is_empty() {
-                let sent: Vec<_> = page.events.iter().map(|e| e.id).collect();
-                let ack = self.timed("push", transport.push(page.events)).await?;
+            let (next, has_more) = (page.next, page.has_more);
+            let sent: Vec<_> = page.events.iter().map(|e| e.id).collect();
+            let send = async {
+                if sent.is_empty() { Ok(None) } else { self.timed("push", transport.push(page.events)).await.map(Some) }
+            };
+            let read_ahead = async { if has_more { Some(load(next).await) } else { None } };
+            let (ack, following) = tokio::join!(send, read_ahead);
+            if let Some(ack) = ack? {
                 if ack.results.len() != sent.len() || ack.results.iter().zip(&sent).any(|(r, id)| r.id != *id) {
                     return Err(Error::invalid(format!(
                         "peer acknowledged {} results for {} pushed events",
@@ -394,42 +402,50 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
                     p.pushed += sent.len();
                 });
             }
-            if page.next != cp.pushed {
-                cp.pushed = page.next;
+            if next != cp.pushed {
+                cp.pushed = next;
                 store.set_checkpoint(peer, cp).await?;
             }
-            if !page.has_more {
-                return Ok(());
+            match following {
+                Some(following) => page = following?,
+                None => return Ok(()),
             }
         }
     }
 
     /// Applies the peer's pages after the pull checkpoint; the checkpoint
-    /// moves after each applied page. A cursor the peer no longer knows
-    /// restarts the pull from the beginning (applying twice is a no-op).
+    /// moves after each applied page, and the next page is fetched while the
+    /// current one is applied. A cursor the peer no longer knows restarts the
+    /// pull from the beginning (applying twice is a no-op).
     async fn pull_pages(&self, transport: &T, cp: &mut Checkpoint, result: &mut SyncResult) -> Result<()> {
         let (store, o) = (&self.inner.store, &self.inner.options);
         let peer = transport.peer();
         // Our own events are already here: do not fetch them back.
         let filter = o.filter.clone().exclude_origin(store.node_id());
+        let fetch = |after: Cursor| {
+            let filter = &filter;
+            async move { self.timed("pull", transport.pull(&after, o.batch_size, filter)).await }
+        };
+        let mut page = match fetch(cp.pulled).await {
+            Err(e) if e.code() == ErrorCode::BadCursor && !cp.pulled.is_start() => {
+                warn!(peer, cursor = %cp.pulled, error = %e, "peer does not know our cursor; resyncing from the start");
+                result.resynced = true;
+                cp.pulled = Cursor::START;
+                store.set_checkpoint(peer, cp).await?;
+                fetch(Cursor::START).await?
+            }
+            other => other?,
+        };
         let mut new_ids = HashSet::new();
         let mut suspects = BTreeSet::new();
         loop {
-            let page = match self.timed("pull", transport.pull(&cp.pulled, o.batch_size, &filter)).await {
-                Err(e) if e.code() == ErrorCode::BadCursor && !cp.pulled.is_start() && !result.resynced => {
-                    warn!(peer, cursor = %cp.pulled, error = %e, "peer does not know our cursor; resyncing from the start");
-                    result.resynced = true;
-                    cp.pulled = Cursor::START;
-                    store.set_checkpoint(peer, cp).await?;
-                    continue;
-                }
-                other => other?,
-            };
-            if !page.events.is_empty() {
-                let received = page.events.len();
-                let aggregates: std::collections::HashMap<_, _> =
-                    page.events.iter().map(|e| (e.id, e.aggregate_id.clone())).collect();
-                let outcome = store.apply(page.events, peer).await?;
+            let (next, has_more, received) = (page.next, page.has_more, page.events.len());
+            let aggregates: std::collections::HashMap<_, _> =
+                page.events.iter().map(|e| (e.id, e.aggregate_id.clone())).collect();
+            let apply = async { if received == 0 { Ok(None) } else { store.apply(page.events, peer).await.map(Some) } };
+            let fetch_ahead = async { if has_more { Some(fetch(next).await) } else { None } };
+            let (outcome, following) = tokio::join!(apply, fetch_ahead);
+            if let Some(outcome) = outcome? {
                 result.pulled += outcome.inserted.len();
                 suspects.extend(outcome.concurrent.iter().filter_map(|id| aggregates.get(id).cloned()));
                 new_ids.extend(outcome.inserted);
@@ -438,10 +454,11 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
                     p.pulled += received;
                 });
             }
-            cp.pulled = page.next;
+            cp.pulled = next;
             store.set_checkpoint(peer, cp).await?;
-            if !page.has_more {
-                break;
+            match following {
+                Some(following) => page = following?,
+                None => break,
             }
         }
         // Only aggregates where a pulled event was concurrent with what we

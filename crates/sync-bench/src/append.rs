@@ -27,7 +27,7 @@ use crate::BoxResult;
 use crate::report::{self, Table};
 
 const EVENTS: usize = 1_000_000;
-const BATCH: usize = 1_000;
+pub(crate) const BATCH: usize = 1_000;
 const AGGREGATES: u64 = 1_000;
 const DATA_BYTES: usize = 100;
 const KIND: &str = "bench.event";
@@ -185,7 +185,7 @@ async fn append_all(store: impl EventStore) -> BoxResult<Timings> {
     let mut events = Events::new();
     let mut batches = Vec::with_capacity(EVENTS / BATCH);
     for _ in 0..EVENTS / BATCH {
-        let batch = events.next_batch();
+        let batch = events.next_batch(BATCH);
         let start = Instant::now();
         let outcome = store.append(batch).await?;
         batches.push(start.elapsed());
@@ -229,7 +229,7 @@ async fn baseline(dir: &Path) -> BoxResult<Timings> {
     let mut events = Events::new();
     let mut batches = Vec::with_capacity(EVENTS / BATCH);
     for _ in 0..EVENTS / BATCH {
-        let batch = events.next_batch();
+        let batch = events.next_batch(BATCH);
         let start = Instant::now();
         let mut tx = conn.begin().await?;
         let mut query = sqlx::query(&insert);
@@ -249,20 +249,21 @@ async fn baseline(dir: &Path) -> BoxResult<Timings> {
     Ok(Timings { batches, close: start.elapsed() })
 }
 
-/// The event source: fresh UUIDv7 ids, a seeded aggregate sequence.
-struct Events {
+/// The event source: fresh UUIDv7 ids, a seeded aggregate sequence. The
+/// `sync` benchmark fills its stores from it too.
+pub(crate) struct Events {
     /// xorshift64 state: deterministic, so every target sees the same aggregates.
     state: u64,
     made: u64,
 }
 
 impl Events {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Events { state: 0x9E37_79B9_7F4A_7C15, made: 0 }
     }
 
-    fn next_batch(&mut self) -> Vec<NewEvent> {
-        (0..BATCH).map(|_| self.next_event()).collect()
+    pub(crate) fn next_batch(&mut self, n: usize) -> Vec<NewEvent> {
+        (0..n).map(|_| self.next_event()).collect()
     }
 
     fn next_event(&mut self) -> NewEvent {

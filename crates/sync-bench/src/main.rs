@@ -7,6 +7,7 @@
 
 mod append;
 mod report;
+mod sync;
 
 use std::process::ExitCode;
 
@@ -17,7 +18,7 @@ type BoxResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 type Bench = fn() -> BoxResult;
 
 /// Every benchmark, by name, in the order a full run takes them.
-const BENCHES: &[(&str, Bench)] = &[("append", append::run)];
+const BENCHES: &[(&str, Bench)] = &[("append", append::run), ("sync", sync::run)];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

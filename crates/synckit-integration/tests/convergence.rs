@@ -43,9 +43,9 @@ fn resolver() -> ByKind {
 }
 
 async fn replica(i: usize, dir: &Path, url: &str) -> Replica {
-    let codec = if i % 2 == 0 { Codec::Postcard } else { Codec::Json };
+    let codec = if i.is_multiple_of(2) { Codec::Postcard } else { Codec::Json };
     let transport = HttpTransport::new(url).unwrap().codec(codec);
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let store = SqliteStore::open(SqliteConfig::new(dir.join(format!("client-{i}.db")))).await.unwrap();
         Replica::Sqlite(
             SyncManager::builder(store).transport(transport).resolver(resolver()).batch_size(3).build().unwrap(),

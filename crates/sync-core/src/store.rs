@@ -262,11 +262,16 @@ impl ClockBook {
         let counter = self.origins.entry(self.node).or_insert(0);
         *counter += 1;
         let dot = crate::Dot { node: self.node, counter: *counter };
-        let mut clock = self.aggregates.get(&event.aggregate_id).cloned().unwrap_or_default();
+        // A rejected event fails the whole batch, and the store then drops
+        // this book, so updating the aggregate's clock in place is safe.
+        let clock = match self.aggregates.get_mut(&event.aggregate_id) {
+            Some(clock) => clock,
+            None => self.aggregates.entry(event.aggregate_id.clone()).or_default(),
+        };
         clock.set(self.node, dot.counter);
         clock.check_limit(self.limits.max_clock_entries)?;
+        let clock = clock.clone();
         self.hlc = self.hlc.tick(now_ms);
-        self.aggregates.insert(event.aggregate_id.clone(), clock.clone());
         Ok(event.stamp(dot, clock, self.hlc))
     }
 

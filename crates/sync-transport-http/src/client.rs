@@ -88,6 +88,7 @@ pub struct HttpTransport {
     token: Option<String>,
     timeout: Duration,
     max_response_bytes: usize,
+    peer_name: Option<String>,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -99,6 +100,7 @@ impl std::fmt::Debug for HttpTransport {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("peer_name", &self.peer_name)
             .finish()
     }
 }
@@ -134,6 +136,7 @@ impl HttpTransport {
             token: None,
             timeout: DEFAULT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            peer_name: None,
         })
     }
 
@@ -161,6 +164,15 @@ impl HttpTransport {
     /// take before it fails with [`Error::Timeout`] (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The name this transport's sync progress is kept under in the local
+    /// store (default: the base URL). Give each manager its own name when
+    /// several managers with different filters share one store and server,
+    /// so each keeps its own checkpoint.
+    pub fn peer_name(mut self, name: impl Into<String>) -> Self {
+        self.peer_name = Some(name.into());
         self
     }
 
@@ -347,7 +359,7 @@ impl sync_core::CompressRequests for HttpTransport {
 
 impl Transport for HttpTransport {
     fn peer(&self) -> &str {
-        &self.base
+        self.peer_name.as_deref().unwrap_or(&self.base)
     }
 
     async fn push(&self, events: Vec<Event>) -> Result<PushAck> {

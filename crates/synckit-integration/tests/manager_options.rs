@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use sync_core::{ErrorCode, NewEvent};
+use sync_core::{ErrorCode, EventStore, Filter, NewEvent};
 use sync_manager::SyncManager;
 use sync_server::{ServerLimits, SyncService};
 use sync_testkit::MemoryStore;
@@ -31,5 +31,32 @@ async fn compression_shrinks_pushes_below_the_body_limit() {
         .unwrap();
     packed.append(events()).await.unwrap();
     assert_eq!(packed.push().await.unwrap().pushed, 50);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn peer_names_keep_separate_checkpoints_for_managers_sharing_a_store() {
+    let service = Arc::new(SyncService::new(MemoryStore::new()));
+    let server = HttpServer::new(service.clone()).bind("127.0.0.1:0").await.unwrap();
+    let store = MemoryStore::new(); // clones share one log
+    let transport = |name: &str| HttpTransport::new(server.base_url()).unwrap().peer_name(name);
+    let orders = SyncManager::builder(store.clone())
+        .transport(transport("main/orders"))
+        .filter(Filter::default().aggregate_prefix("order-"))
+        .build()
+        .unwrap();
+    let everything = SyncManager::builder(store.clone()).transport(transport("main/all")).build().unwrap();
+    orders
+        .append(vec![NewEvent::new("user.renamed", "user-1", "x"), NewEvent::new("order.placed", "order-1", "y")])
+        .await
+        .unwrap();
+
+    // The order lane goes first; its checkpoint moves past the user event it skipped.
+    assert_eq!(orders.push().await.unwrap().pushed, 1);
+    assert_eq!(store.checkpoint("main/orders").await.unwrap().pushed, store.head().await.unwrap());
+    // The full lane has its own checkpoint, so the user event still goes out.
+    let r = everything.push().await.unwrap();
+    assert_eq!((r.pushed, r.push_duplicates), (1, 1));
+    assert_eq!(service.store().head().await.unwrap().seq_for(service.store().node_id()).unwrap(), 2);
     server.shutdown().await;
 }

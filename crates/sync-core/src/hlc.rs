@@ -36,7 +36,7 @@ impl Hlc {
         if now_ms > self.wall_ms {
             Hlc { wall_ms: now_ms, logical: 0 }
         } else if self.logical == u32::MAX {
-            Hlc { wall_ms: self.wall_ms + 1, logical: 0 }
+            Hlc { wall_ms: self.wall_ms.saturating_add(1), logical: 0 }
         } else {
             Hlc { wall_ms: self.wall_ms, logical: self.logical + 1 }
         }

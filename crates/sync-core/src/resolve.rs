@@ -204,7 +204,9 @@ fn heads<'a>(group: &[&'a Event]) -> Vec<&'a Event> {
     group
         .iter()
         .filter(|e| {
-            let ((max, holder), second) = top[&e.origin.node];
+            // Stored events always carry their own dot; an event that does
+            // not is treated as a head rather than a panic.
+            let Some(&((max, holder), second)) = top.get(&e.origin.node) else { return true };
             let best_other = if holder == e.id { second } else { max };
             best_other < e.origin.counter
         })

@@ -159,11 +159,24 @@ pub struct Limits {
     pub max_clock_entries: usize,
     /// Longest aggregate id, kind, or metadata key/value in bytes (default 1 KiB).
     pub max_name_bytes: usize,
+    /// How far ahead of this machine's clock a remote event's HLC may be, in
+    /// milliseconds (default one day). A timestamp from the far future would
+    /// pin every later local timestamp to it and make last-write-wins pick it.
+    pub max_clock_skew_ms: u64,
 }
+
+/// Largest counter a dot or clock entry may carry: stores keep counters in
+/// signed 64-bit columns.
+pub const MAX_COUNTER: u64 = i64::MAX as u64;
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_data_bytes: 1 << 20, max_clock_entries: DEFAULT_MAX_CLOCK_ENTRIES, max_name_bytes: 1024 }
+        Limits {
+            max_data_bytes: 1 << 20,
+            max_clock_entries: DEFAULT_MAX_CLOCK_ENTRIES,
+            max_name_bytes: 1024,
+            max_clock_skew_ms: 24 * 60 * 60 * 1000,
+        }
     }
 }
 
@@ -181,6 +194,19 @@ impl Limits {
             return Err(Error::invalid(format!(
                 "event {}: clock entry of its origin must equal the origin counter {}",
                 e.id, e.origin.counter
+            )));
+        }
+        if let Some((node, counter)) = e.clock.iter().find(|(_, c)| *c > MAX_COUNTER) {
+            return Err(Error::invalid(format!(
+                "event {}: clock entry {counter} of {node} is above the largest counter {MAX_COUNTER}",
+                e.id
+            )));
+        }
+        let latest = Hlc::now_ms().saturating_add(self.max_clock_skew_ms);
+        if e.hlc.wall_ms > latest {
+            return Err(Error::invalid(format!(
+                "event {}: timestamp {} ms is more than {} ms ahead of this clock",
+                e.id, e.hlc.wall_ms, self.max_clock_skew_ms
             )));
         }
         Ok(())
@@ -330,7 +356,7 @@ where
     let mut scanned = 0usize;
     let mut events = Vec::new();
     loop {
-        let chunk = (limit - events.len()).min(budget - scanned) + 1;
+        let chunk = (limit - events.len()).min(budget - scanned).saturating_add(1);
         let rows = scan(last, chunk).await?;
         let exhausted = rows.len() < chunk;
         for row in rows {

@@ -329,10 +329,17 @@ pub async fn rejected_batch_writes_nothing<F: StoreFactory>(f: &F) {
     }
     let mut empty_agg = remote_events(other, &[("k", "a")]).remove(0);
     empty_agg.aggregate_id.clear();
+    let mut huge_counter = remote_events(other, &[("k", "a")]).remove(0);
+    huge_counter.origin.counter = sync_core::MAX_COUNTER + 1;
+    huge_counter.clock.set(other, sync_core::MAX_COUNTER + 1);
+    let mut from_the_future = remote_events(other, &[("k", "a")]).remove(0);
+    from_the_future.hlc.wall_ms = Hlc::now_ms() + limits.max_clock_skew_ms + 60_000;
     for (bad, code) in [
         (wrong_origin, ErrorCode::InvalidInput),
         (huge_clock, ErrorCode::InvalidInput),
         (empty_agg, ErrorCode::InvalidInput),
+        (huge_counter, ErrorCode::InvalidInput),
+        (from_the_future, ErrorCode::InvalidInput),
     ] {
         let err = store.apply(vec![good[0].clone(), bad], "p").await.unwrap_err();
         assert_eq!(err.code(), code, "{err}");

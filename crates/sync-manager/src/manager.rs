@@ -60,7 +60,8 @@ pub struct SyncResult {
     /// Those conflicts and how the resolver decided them.
     pub conflicts: Vec<ResolvedConflict>,
     /// True when the peer no longer knew our pull cursor (it was replaced or
-    /// restored) and the pull restarted from the beginning of its feed.
+    /// restored): the pull restarted from the beginning of its feed, and
+    /// (unless pull-only) every local event was pushed to it again.
     pub resynced: bool,
     /// Wall time of the sync.
     pub duration: Duration,
@@ -327,10 +328,16 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         let outcome = async {
             let mut checkpoint = self.inner.store.checkpoint(peer).await?;
             if push {
-                self.push_pages(transport, &mut checkpoint, &mut result).await?;
+                self.push_pages(transport, &mut checkpoint, &mut result, Some(peer)).await?;
             }
             if pull {
                 self.pull_pages(transport, &mut checkpoint, &mut result).await?;
+            }
+            if result.resynced && push {
+                // The peer was replaced or restored and may lack anything,
+                // including what we once pulled from it: send everything again
+                // (what it still has comes back as duplicates).
+                self.push_pages(transport, &mut checkpoint, &mut result, None).await?;
             }
             Ok::<_, Error>(())
         }
@@ -366,10 +373,16 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
     /// came from this peer; the checkpoint moves only after the peer's ack.
     /// The next page is read from the store while the current one is in
     /// flight.
-    async fn push_pages(&self, transport: &T, cp: &mut Checkpoint, result: &mut SyncResult) -> Result<()> {
+    async fn push_pages(
+        &self,
+        transport: &T,
+        cp: &mut Checkpoint,
+        result: &mut SyncResult,
+        skip_source: Option<&str>,
+    ) -> Result<()> {
         let (store, o) = (&self.inner.store, &self.inner.options);
         let peer = transport.peer();
-        let load = |after: Cursor| async move { store.load(&after, o.batch_size, &o.filter, Some(peer)).await };
+        let load = |after: Cursor| async move { store.load(&after, o.batch_size, &o.filter, skip_source).await };
         let mut page = load(cp.pushed).await?;
         loop {
             let (next, has_more) = (page.next, page.has_more);
@@ -430,7 +443,8 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
             Err(e) if e.code() == ErrorCode::BadCursor && !cp.pulled.is_start() => {
                 warn!(peer, cursor = %cp.pulled, error = %e, "peer does not know our cursor; resyncing from the start");
                 result.resynced = true;
-                cp.pulled = Cursor::START;
+                // Both directions start over: the new peer knows neither.
+                *cp = Checkpoint::default();
                 store.set_checkpoint(peer, cp).await?;
                 fetch(Cursor::START).await?
             }

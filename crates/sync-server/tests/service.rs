@@ -105,13 +105,26 @@ async fn batch_and_page_limits_apply() {
 }
 
 #[tokio::test]
-async fn a_store_failure_fails_the_push() {
-    // The store is stricter than the service: the store rejects the batch,
-    // and the push must fail rather than report the events accepted.
-    let store = MemoryStore::with_limits(Limits { max_data_bytes: 0, ..Limits::default() });
+async fn events_the_store_refuses_are_rejected_one_by_one() {
+    // The store is stricter than the service (it takes no payload at all):
+    // the refused events are rejected per event, the others still stored.
+    let store = MemoryStore::with_limits(Limits { max_data_bytes: 1, ..Limits::default() });
     let service = SyncService::new(store);
-    let err = service.push(&Principal::unrestricted("c"), events(&[("a", None)])).await.unwrap_err();
-    assert_eq!(err.code(), ErrorCode::TooLarge);
+    let mut batch = events(&[("a", None), ("b", None), ("c", None)]);
+    batch[0].data = "too big".into();
+    batch[2].data = "too big".into();
+    let ack = service.push(&Principal::unrestricted("c"), batch.clone()).await.unwrap();
+    let statuses: Vec<_> = ack.results.iter().map(|r| (r.status, r.code)).collect();
+    assert_eq!(
+        statuses,
+        [
+            (PushStatus::Rejected, Some(ErrorCode::TooLarge)),
+            (PushStatus::Accepted, None),
+            (PushStatus::Rejected, Some(ErrorCode::TooLarge)),
+        ]
+    );
+    let stored = service.pull(&Principal::unrestricted("c"), &Cursor::START, 10, &Filter::default()).await.unwrap();
+    assert_eq!(stored.events, batch[1..2]);
 }
 
 /// A store on a disk that stalls: fault injection for the timeout.

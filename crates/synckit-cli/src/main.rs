@@ -132,8 +132,8 @@ struct SyncArgs {
     /// Request body compression.
     #[arg(long, value_enum, default_value_t = CompressionArg::None)]
     compression: CompressionArg,
-    /// Request timeout in seconds.
-    #[arg(long, default_value_t = 30)]
+    /// Timeout of each push or pull request, in seconds.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_secs: u64,
     /// Only push.
     #[arg(long, conflicts_with = "pull_only")]
@@ -332,8 +332,11 @@ async fn sync(args: SyncArgs) -> Result<(), Whatever> {
     if let Some(token) = &args.token {
         transport = transport.bearer_token(token);
     }
-    let mut builder =
-        SyncManager::builder(store).transport(transport).batch_size(args.batch_size).resolver(args.resolver.build());
+    let mut builder = SyncManager::builder(store)
+        .transport(transport)
+        .batch_size(args.batch_size)
+        .timeout(Duration::from_secs(args.timeout_secs))
+        .resolver(args.resolver.build());
     if args.push_only {
         builder = builder.push_only();
     }

@@ -301,7 +301,15 @@ impl ClockBook {
         Ok(event.stamp(dot, clock, self.hlc))
     }
 
-    /// Validates a remote event and records what it teaches. Returns true
+    /// Validates a remote event without learning from it: for events the
+    /// store already holds, whose header must not change the bookkeeping (a
+    /// forged copy of a stored id would otherwise inflate clocks).
+    pub fn check(&self, event: &Event) -> Result<()> {
+        self.limits.check_remote(event)
+    }
+
+    /// Validates a remote event the store is about to insert, and records
+    /// what it teaches. Returns true
     /// when the event is *concurrent* with something already known of its
     /// aggregate (its clock does not cover the aggregate's clock): only such
     /// events can start a conflict, see [`AppendOutcome::concurrent`].

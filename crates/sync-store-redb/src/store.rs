@@ -486,20 +486,22 @@ impl EventStore for RedbStore {
                 let touched = events.iter().map(|e| (e.aggregate_id.as_str(), e.origin.node));
                 let mut batch = BatchWriter::begin(txn, shared, touched)?;
                 // The whole batch is validated, duplicates included, as
-                // every store does: one bad event rejects the batch.
-                let mut concurrent = HashSet::new();
+                // every store does: one bad event aborts the transaction.
+                // Only the events inserted teach the book.
+                let mut concurrent = Vec::new();
                 for event in &events {
-                    if batch.book.observe(event)? {
-                        concurrent.insert(event.id);
-                    }
-                }
-                for event in &events {
-                    if let Some(seq) = batch.claim(event.id)? {
-                        batch.insert(seq, event, Some(&source))?;
+                    match batch.claim(event.id)? {
+                        Some(seq) => {
+                            if batch.book.observe(event)? {
+                                concurrent.push(event.id);
+                            }
+                            batch.insert(seq, event, Some(&source))?;
+                        }
+                        None => batch.book.check(event)?,
                     }
                 }
                 let mut outcome = batch.finish()?;
-                outcome.concurrent = outcome.inserted.iter().filter(|id| concurrent.contains(*id)).copied().collect();
+                outcome.concurrent = concurrent;
                 Ok(outcome)
             })
         })

@@ -391,25 +391,20 @@ impl SqliteStore {
         let aggregates = distinct(events.iter().map(|e| e.aggregate_id.as_str()));
         let origins = distinct(events.iter().map(|e| e.origin.node));
         let (mut book, origins_before) = self.book(conn, derived, state, &aggregates, &origins).await?;
-        // Like the reference store: every event is validated and teaches its
-        // clock and HLC, duplicates included, before anything is written.
-        let mut concurrent = HashSet::new();
-        for e in events {
-            if book.observe(e)? {
-                concurrent.insert(e.id);
-            }
-        }
+        // Like the reference store: every event is validated before anything
+        // is written, and only the events to be inserted teach the book.
         let mut out = AppendOutcome::default();
         let mut insert = Vec::with_capacity(events.len());
         let mut seen = HashSet::with_capacity(events.len());
         for e in events {
             if stored.contains(&e.id) || !seen.insert(e.id) {
+                book.check(e)?;
                 out.duplicates.push(e.id);
             } else {
-                out.inserted.push(e.id);
-                if concurrent.contains(&e.id) {
+                if book.observe(e)? {
                     out.concurrent.push(e.id);
                 }
+                out.inserted.push(e.id);
                 insert.push(Cow::Borrowed(e));
             }
         }
@@ -683,29 +678,13 @@ impl SqliteStore {
         let head = seqs.last().copied();
         let fold = head.filter(|head| head.saturating_sub(state.folded) >= FOLD_EVERY);
         // Pairing each aggregate with its seq overlaps the bookkeeping
-        // write, unless the fold or the orphan check needs it first.
+        // write, unless the fold needs it first.
         let pair = || -> Vec<(String, u64)> {
             events.iter().zip(&seqs).map(|(e, seq)| (e.aggregate_id.clone(), *seq)).collect()
         };
         let mut paired = None;
-        if fold.is_some() || compare.is_some() {
+        if fold.is_some() {
             paired = Some(pair());
-        }
-
-        // A clock or counter that changed without an event of its aggregate
-        // or origin being inserted (a duplicate whose stored copy differs)
-        // cannot be rebuilt from the log: write it now.
-        if let Some(seqs) = paired.as_ref().filter(|_| compare.is_some()) {
-            let inserted: HashSet<&str> = seqs.iter().map(|(a, _)| a.as_str()).collect();
-            let orphans: Vec<(&str, &VectorClock)> = clocks
-                .iter()
-                .filter(|(aggregate, _)| !inserted.contains(aggregate.as_str()))
-                .map(|(a, c)| (a.as_str(), c))
-                .collect();
-            self.put_clocks(conn, &orphans).await?;
-            let nodes: HashSet<NodeId> = events.iter().map(|e| e.origin.node).collect();
-            let orphans: Vec<(NodeId, u64)> = origins.iter().filter(|(n, _)| !nodes.contains(n)).copied().collect();
-            self.put_counters(conn, &orphans).await?;
         }
 
         if let (Some(head), Some(seqs)) = (fold, &paired) {

@@ -124,9 +124,12 @@ impl EventStore for MemoryStore {
     async fn apply(&self, events: Vec<Event>, source: &str) -> Result<AppendOutcome> {
         let mut inner = self.lock();
         let mut book = self.book(&inner, events.iter().map(|e| (e.aggregate_id.clone(), e.origin.node)));
-        let mut concurrent = std::collections::HashSet::new();
+        // Every event is validated; only those to be inserted teach the book.
+        let (mut concurrent, mut batch) = (std::collections::HashSet::new(), std::collections::HashSet::new());
         for e in &events {
-            if book.observe(e)? {
+            if inner.ids.contains_key(&e.id) || !batch.insert(e.id) {
+                book.check(e)?;
+            } else if book.observe(e)? {
                 concurrent.insert(e.id);
             }
         }

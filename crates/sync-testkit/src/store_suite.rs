@@ -300,6 +300,16 @@ pub async fn apply_reports_concurrent_events<F: StoreFactory>(f: &F) {
     assert_eq!(out.concurrent, [blind[0].id, blind[1].id]);
     let again = store.apply(batch, "p").await.unwrap();
     assert!(again.concurrent.is_empty(), "duplicates are never reported concurrent");
+    // A forged copy of a stored id teaches nothing: clocks and the version
+    // vector stay as they were.
+    let (clock, vv) = (store.aggregate_clock("doc").await.unwrap(), store.version_vector().await.unwrap());
+    let mut forged = informed.clone();
+    let stranger = NodeId::random();
+    forged.clock.set(stranger, 7);
+    let out = store.apply(vec![forged], "p").await.unwrap();
+    assert_eq!(out.duplicates, [informed.id]);
+    assert_eq!(store.aggregate_clock("doc").await.unwrap(), clock);
+    assert_eq!(store.version_vector().await.unwrap(), vv);
     assert!(store.append(vec![ev("doc", 2)]).await.unwrap().concurrent.is_empty());
 }
 

@@ -257,22 +257,20 @@ impl State {
 
     fn apply(&mut self, events: Vec<Event>, source: String) -> Result<AppendOutcome> {
         let mut book = self.book(events.iter().map(|e| (e.aggregate_id.as_str(), e.origin.node)));
-        let mut concurrent = HashSet::new();
-        for event in &events {
-            if book.observe(event)? {
-                concurrent.insert(event.id);
-            }
-        }
+        // Every event is validated; only the new ones teach the book.
         let (mut out, mut batch, mut new) = (AppendOutcome::default(), HashSet::new(), vec![]);
         for event in events {
             if self.is_duplicate(event.id, &mut batch) {
+                book.check(&event)?;
                 out.duplicates.push(event.id);
             } else {
+                if book.observe(&event)? {
+                    out.concurrent.push(event.id);
+                }
                 new.push(event);
             }
         }
         out.inserted = new.iter().map(|e| e.id).collect();
-        out.concurrent = out.inserted.iter().filter(|id| concurrent.contains(*id)).copied().collect();
         if !new.is_empty() {
             self.commit(Record::Batch { source: Some(source), events: new })?;
         }

@@ -35,7 +35,10 @@ pub use resolve::{
     AdditiveMerge, ByKind, Conflict, ConflictResolver, FirstWriteWins, FnResolver, LastWriteWins, Resolution,
     ResolvedConflict, View, ViewEntry, find_conflicts, resolved_view, resolver_fn,
 };
-pub use store::{AppendOutcome, Checkpoint, ClockBook, EventStore, Limits, MAX_COUNTER, Page, ScanRow, page_from_scan};
+pub use store::{
+    AppendOutcome, Checkpoint, ClockBook, EventStore, Limits, MAX_COUNTER, MAX_PAGE_BYTES, Page, ScanRow,
+    page_from_scan,
+};
 pub use transport::{CompressRequests, PushAck, PushResult, PushStatus, Transport};
 
 #[cfg(test)]

@@ -326,6 +326,15 @@ impl ClockBook {
     }
 }
 
+/// A page stops growing once its events' data reach this many bytes (8 MiB),
+/// whatever its event limit, so pages of large events stay within request
+/// and response body limits. A page always holds at least one event.
+pub const MAX_PAGE_BYTES: usize = 8 << 20;
+
+/// Rows asked of a store's scan at once, so a page of large events never
+/// loads far more than it returns.
+const MAX_SCAN_ROWS: usize = 1024;
+
 /// One row of a store's raw feed scan, for [`page_from_scan`].
 #[derive(Debug, Clone)]
 pub struct ScanRow {
@@ -341,9 +350,10 @@ pub struct ScanRow {
 /// store pages, filters and reports `has_more` the same way.
 ///
 /// `scan(after_seq, n)` must return up to `n` rows with `seq > after_seq` in
-/// seq order. Scanning stops when `limit` events matched or after a budget of
-/// rows (so a very selective filter gives short pages, never a long stall);
-/// `next` always moves past every row examined.
+/// seq order. Scanning stops when `limit` events matched, when the page holds
+/// [`MAX_PAGE_BYTES`], or after a budget of rows (so a very selective filter
+/// gives short pages, never a long stall); `next` always moves past every row
+/// examined.
 pub async fn page_from_scan<F, Fut>(
     store: NodeId,
     after: &Cursor,
@@ -361,20 +371,21 @@ where
     }
     let mut last = after.seq_for(store)?;
     let budget = limit.saturating_mul(16).max(4096);
-    let mut scanned = 0usize;
+    let (mut scanned, mut bytes) = (0usize, 0usize);
     let mut events = Vec::new();
     loop {
-        let chunk = (limit - events.len()).min(budget - scanned).saturating_add(1);
+        let chunk = (limit - events.len()).min(budget - scanned).min(MAX_SCAN_ROWS).saturating_add(1);
         let rows = scan(last, chunk).await?;
         let exhausted = rows.len() < chunk;
         for row in rows {
-            if events.len() == limit || scanned == budget {
+            if events.len() == limit || scanned == budget || bytes >= MAX_PAGE_BYTES {
                 return Ok(Page { events, next: Cursor::new(store, last), has_more: true });
             }
             scanned += 1;
             last = row.seq;
             let from_skipped = skip_source.is_some() && row.source.as_deref() == skip_source;
             if !from_skipped && filter.matches(&row.event) {
+                bytes += row.event.approx_size();
                 events.push(row.event);
             }
         }

@@ -49,6 +49,7 @@ macro_rules! store_suite {
             duplicates_are_reported_and_not_stored,
             cursor_pages_return_every_event_once_in_order,
             bad_cursors_and_limits_are_rejected,
+            pages_of_large_events_are_bounded_in_bytes,
             filters_select_events,
             skip_source_leaves_out_events_from_that_peer,
             load_aggregate_returns_one_aggregate,

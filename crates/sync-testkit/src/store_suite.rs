@@ -145,6 +145,24 @@ pub async fn cursor_pages_return_every_event_once_in_order<F: StoreFactory>(f: &
     assert_eq!(rest.events.first().map(|e| e.id), Some(ids[100]));
 }
 
+/// Pages of large events stop at `MAX_PAGE_BYTES`, whatever the limit.
+pub async fn pages_of_large_events_are_bounded_in_bytes<F: StoreFactory>(f: &F) {
+    let store = f.open().await;
+    let big = Limits::default().max_data_bytes;
+    let count = sync_core::MAX_PAGE_BYTES / big + 4;
+    let batch: Vec<NewEvent> = (0..count).map(|i| NewEvent::new("blob", format!("b{i}"), vec![i as u8; big])).collect();
+    let ids: Vec<EventId> = batch.iter().map(|e| e.id).collect();
+    store.append(batch).await.unwrap();
+    let first = store.load(&Cursor::START, 1000, &Filter::default(), None).await.unwrap();
+    assert!(first.has_more && first.events.len() < count, "the page stopped early: {}", first.events.len());
+    let data: usize = first.events.iter().map(|e| e.data.len()).sum();
+    assert!(data <= sync_core::MAX_PAGE_BYTES + big, "{data} bytes in one page");
+    let rest = store.load(&first.next, 1000, &Filter::default(), None).await.unwrap();
+    assert!(!rest.has_more);
+    let seen: Vec<EventId> = first.events.iter().chain(&rest.events).map(|e| e.id).collect();
+    assert_eq!(seen, ids);
+}
+
 /// Cursors of other stores and zero limits are typed errors.
 pub async fn bad_cursors_and_limits_are_rejected<F: StoreFactory>(f: &F) {
     let store = f.open().await;

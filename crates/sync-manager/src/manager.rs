@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sync_core::{
-    AppendOutcome, Checkpoint, CompressRequests, ConflictResolver, Cursor, Error, ErrorCode, Event, EventStore, Filter,
-    LastWriteWins, NewEvent, Page, PushAck, PushResult, PushStatus, ResolvedConflict, Result, Transport, View,
-    resolved_view,
+    AppendOutcome, Checkpoint, CompressRequests, ConflictResolver, Cursor, Error, ErrorCode, Event, EventId,
+    EventStore, Filter, LastWriteWins, NewEvent, Page, PushAck, PushResult, PushStatus, ResolvedConflict, Result,
+    Transport, View, resolved_view,
 };
 use tokio::sync::{Mutex, broadcast, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -55,6 +55,9 @@ pub struct SyncResult {
     pub rejected: Vec<PushResult>,
     /// Peer events stored locally now.
     pub pulled: usize,
+    /// Pulled events the local store refused (they break its limits); they
+    /// are skipped so the rest of the feed still arrives.
+    pub refused: Vec<Refused>,
     /// Conflict sets first seen in this sync (they contain a pulled event).
     pub conflicts_resolved: usize,
     /// Those conflicts and how the resolver decided them.
@@ -65,6 +68,22 @@ pub struct SyncResult {
     pub resynced: bool,
     /// Wall time of the sync.
     pub duration: Duration,
+}
+
+/// A pulled event the local store refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The event.
+    pub id: EventId,
+    /// Why, as a stable code.
+    pub code: ErrorCode,
+    /// The store's message.
+    pub reason: String,
+}
+
+/// Is this the store refusing an event (as opposed to failing)?
+fn refuses_event(e: &Error) -> bool {
+    matches!(e.code(), ErrorCode::InvalidInput | ErrorCode::TooLarge)
 }
 
 /// Which part of a sync is running, for progress displays.
@@ -456,7 +475,9 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
             let (next, has_more, received) = (page.next, page.has_more, page.events.len());
             let aggregates: std::collections::HashMap<_, _> =
                 page.events.iter().map(|e| (e.id, e.aggregate_id.clone())).collect();
-            let apply = async { if received == 0 { Ok(None) } else { store.apply(page.events, peer).await.map(Some) } };
+            let apply = async {
+                if received == 0 { Ok(None) } else { self.apply_page(page.events, peer, result).await.map(Some) }
+            };
             let fetch_ahead = async { if has_more { Some(fetch(next).await) } else { None } };
             let (outcome, following) = tokio::join!(apply, fetch_ahead);
             if let Some(outcome) = outcome? {
@@ -489,6 +510,36 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         }
         result.conflicts_resolved = result.conflicts.len();
         Ok(())
+    }
+
+    /// Applies one pulled page. If the local store refuses the batch (an
+    /// event breaks its limits), the events are applied one at a time and the
+    /// refused ones are skipped and reported, so one bad event cannot stop
+    /// the pull for good.
+    async fn apply_page(&self, events: Vec<Event>, peer: &str, result: &mut SyncResult) -> Result<AppendOutcome> {
+        let store = &self.inner.store;
+        match store.apply(events.clone(), peer).await {
+            Err(e) if refuses_event(&e) => {
+                let mut outcome = AppendOutcome::default();
+                for event in events {
+                    let id = event.id;
+                    match store.apply(vec![event], peer).await {
+                        Ok(one) => {
+                            outcome.inserted.extend(one.inserted);
+                            outcome.duplicates.extend(one.duplicates);
+                            outcome.concurrent.extend(one.concurrent);
+                        }
+                        Err(e) if refuses_event(&e) => {
+                            warn!(%id, error = %e, "local store refused a pulled event; skipping it");
+                            result.refused.push(Refused { id, code: e.code(), reason: e.to_string() });
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(outcome)
+            }
+            other => other,
+        }
     }
 
     async fn timed<R>(&self, action: &str, fut: impl std::future::Future<Output = Result<R>>) -> Result<R> {

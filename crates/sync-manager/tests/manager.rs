@@ -339,3 +339,25 @@ fn bad_settings_are_refused() {
         Err(BuildError::BackoffRange { .. })
     ));
 }
+
+#[tokio::test]
+async fn pulled_events_the_local_store_refuses_are_skipped_and_reported() {
+    let server = server();
+    let writer = SyncManager::builder(MemoryStore::new()).transport(client(&server)).build().unwrap();
+    writer
+        .append(vec![
+            NewEvent::new("k", "a", "ok"),
+            NewEvent::new("k", "b", "far too large"),
+            NewEvent::new("k", "c", "ok"),
+        ])
+        .await
+        .unwrap();
+    writer.sync().await.unwrap();
+    let strict = MemoryStore::with_limits(sync_core::Limits { max_data_bytes: 4, ..Default::default() });
+    let reader = SyncManager::builder(strict).transport(client(&server)).build().unwrap();
+    let r = reader.sync().await.unwrap();
+    assert_eq!(r.pulled, 2);
+    assert_eq!(r.refused.len(), 1);
+    assert_eq!(r.refused[0].code, ErrorCode::TooLarge);
+    assert_eq!(reader.sync().await.unwrap().refused.len(), 0, "the checkpoint moved past it");
+}

@@ -391,6 +391,9 @@ fn print_result(r: &SyncResult) {
             rejected.reason.as_deref().unwrap_or("")
         );
     }
+    for refused in &r.refused {
+        println!("  pulled event {} refused by the local store: {}", refused.id, refused.reason);
+    }
     for c in &r.conflicts {
         println!(
             "  conflict on {} / {}: {} events -> {:?}",

@@ -60,14 +60,6 @@ impl Filter {
         self
     }
 
-    /// True when the filter has no condition.
-    pub fn is_empty(&self) -> bool {
-        self.aggregate_prefix.is_none()
-            && self.kinds.is_empty()
-            && self.metadata.is_empty()
-            && self.exclude_origin.is_none()
-    }
-
     /// Does `event` pass?
     pub fn matches(&self, event: &Event) -> bool {
         self.aggregate_prefix.as_deref().is_none_or(|p| event.aggregate_id.starts_with(p))

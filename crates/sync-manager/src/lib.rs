@@ -27,4 +27,4 @@ mod manager;
 
 pub use auto::AutoSync;
 pub use error::BuildError;
-pub use manager::{Builder, NoTransport, Phase, Progress, Refused, SyncManager, SyncMode, SyncResult};
+pub use manager::{Builder, NoTransport, Phase, Progress, Refused, SyncManager, SyncResult};

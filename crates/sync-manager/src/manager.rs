@@ -16,7 +16,7 @@ use crate::error::{BuildError, ZeroBatchSizeSnafu, ZeroDurationSnafu};
 
 /// Which directions a sync runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SyncMode {
+pub(crate) enum SyncMode {
     /// Push, then pull.
     #[default]
     Both,
@@ -321,7 +321,8 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         self.inner.store.close().await
     }
 
-    /// Pushes, then pulls (as the [`SyncMode`] allows). Local only: does nothing.
+    /// Pushes, then pulls (only one of them after [`Builder::push_only`] or
+    /// [`Builder::pull_only`]). Local only: does nothing.
     pub async fn sync(&self) -> Result<SyncResult> {
         let mode = self.inner.options.mode;
         self.run(mode != SyncMode::PullOnly, mode != SyncMode::PushOnly).await

@@ -160,6 +160,10 @@ impl<S: EventStore, T: Transport> Builder<S, T> {
     }
 
     /// Only events matching `filter` are pushed, and only those are asked for on pull.
+    ///
+    /// The checkpoints move past events the filter leaves out, so widening
+    /// the filter later does not send or fetch them: give a manager with
+    /// another filter its own peer name (for HTTP, `HttpTransport::peer_name`).
     pub fn filter(mut self, filter: Filter) -> Self {
         self.options.filter = filter;
         self

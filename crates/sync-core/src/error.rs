@@ -138,6 +138,12 @@ impl Error {
         Error::Storage { action: action.into(), source: source.into() }
     }
 
+    /// True when the input was refused (an event breaks a rule or a limit),
+    /// as opposed to a failure: sending the same input again cannot succeed.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self.code(), ErrorCode::InvalidInput | ErrorCode::TooLarge)
+    }
+
     /// Builds [`Error::InvalidInput`].
     pub fn invalid(reason: impl Into<String>) -> Self {
         Error::InvalidInput { reason: reason.into() }

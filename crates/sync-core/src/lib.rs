@@ -37,7 +37,7 @@ pub use resolve::{
 };
 pub use store::{
     AppendOutcome, Checkpoint, ClockBook, EventStore, Limits, MAX_COUNTER, MAX_PAGE_BYTES, Page, ScanRow,
-    page_from_scan,
+    apply_or_each, page_from_scan,
 };
 pub use transport::{CompressRequests, PushAck, PushResult, PushStatus, Transport};
 

@@ -326,6 +326,38 @@ impl ClockBook {
     }
 }
 
+/// Applies `events` as one batch; if the store refuses the batch because an
+/// event breaks its rules ([`Error::is_refusal`]), applies them one at a time
+/// instead, hands each refused event's id and reason to `refused`, and stores
+/// the rest. Failures of the store itself are returned as they are. Servers
+/// and clients use it so that one bad event cannot stall a sync for good.
+pub async fn apply_or_each<S: EventStore + ?Sized>(
+    store: &S,
+    events: Vec<Event>,
+    source: &str,
+    mut refused: impl FnMut(EventId, Error),
+) -> Result<AppendOutcome> {
+    match store.apply(events.clone(), source).await {
+        Err(e) if e.is_refusal() => {
+            let mut outcome = AppendOutcome::default();
+            for event in events {
+                let id = event.id;
+                match store.apply(vec![event], source).await {
+                    Ok(one) => {
+                        outcome.inserted.extend(one.inserted);
+                        outcome.duplicates.extend(one.duplicates);
+                        outcome.concurrent.extend(one.concurrent);
+                    }
+                    Err(e) if e.is_refusal() => refused(id, e),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(outcome)
+        }
+        other => other,
+    }
+}
+
 /// A page stops growing once its events' data reach this many bytes (8 MiB),
 /// whatever its event limit, so pages of large events stay within request
 /// and response body limits. A page always holds at least one event.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sync_core::{
     AppendOutcome, Checkpoint, CompressRequests, ConflictResolver, Cursor, Error, ErrorCode, Event, EventId,
     EventStore, Filter, LastWriteWins, NewEvent, Page, PushAck, PushResult, PushStatus, ResolvedConflict, Result,
-    Transport, View, resolved_view,
+    Transport, View, apply_or_each, resolved_view,
 };
 use tokio::sync::{Mutex, broadcast, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -79,11 +79,6 @@ pub struct Refused {
     pub code: ErrorCode,
     /// The store's message.
     pub reason: String,
-}
-
-/// Is this the store refusing an event (as opposed to failing)?
-fn refuses_event(e: &Error) -> bool {
-    matches!(e.code(), ErrorCode::InvalidInput | ErrorCode::TooLarge)
 }
 
 /// Which part of a sync is running, for progress displays.
@@ -522,29 +517,11 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
     /// refused ones are skipped and reported, so one bad event cannot stop
     /// the pull for good.
     async fn apply_page(&self, events: Vec<Event>, peer: &str, result: &mut SyncResult) -> Result<AppendOutcome> {
-        let store = &self.inner.store;
-        match store.apply(events.clone(), peer).await {
-            Err(e) if refuses_event(&e) => {
-                let mut outcome = AppendOutcome::default();
-                for event in events {
-                    let id = event.id;
-                    match store.apply(vec![event], peer).await {
-                        Ok(one) => {
-                            outcome.inserted.extend(one.inserted);
-                            outcome.duplicates.extend(one.duplicates);
-                            outcome.concurrent.extend(one.concurrent);
-                        }
-                        Err(e) if refuses_event(&e) => {
-                            warn!(%id, error = %e, "local store refused a pulled event; skipping it");
-                            result.refused.push(Refused { id, code: e.code(), reason: e.to_string() });
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(outcome)
-            }
-            other => other,
-        }
+        apply_or_each(&self.inner.store, events, peer, |id, e| {
+            warn!(%id, error = %e, "local store refused a pulled event; skipping it");
+            result.refused.push(Refused { id, code: e.code(), reason: e.to_string() });
+        })
+        .await
     }
 
     async fn timed<R>(&self, action: &str, fut: impl std::future::Future<Output = Result<R>>) -> Result<R> {

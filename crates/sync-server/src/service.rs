@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sync_core::{
-    AppendOutcome, Cursor, Error, ErrorCode, Event, EventStore, Filter, Limits, Page, PushAck, PushResult, PushStatus,
-    Result,
+    Cursor, Error, ErrorCode, Event, EventStore, Filter, Limits, Page, PushAck, PushResult, PushStatus, Result,
+    apply_or_each,
 };
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -70,11 +70,6 @@ pub struct SyncService<S> {
     authorizer: Arc<dyn Authorizer>,
     limits: ServerLimits,
     head: watch::Sender<Cursor>,
-}
-
-/// Is this the store refusing an event (as opposed to failing)?
-fn refuses_event(e: &Error) -> bool {
-    matches!(e.code(), ErrorCode::InvalidInput | ErrorCode::TooLarge)
 }
 
 impl<S: EventStore> SyncService<S> {
@@ -153,10 +148,15 @@ impl<S: EventStore> SyncService<S> {
                 }),
             }
         }
-        let outcome = match self.timed("push", self.store.apply(accepted.clone(), &principal.name)).await {
-            Err(e) if refuses_event(&e) => self.apply_one_by_one(principal, accepted, &mut results).await?,
-            other => other?,
+        // The store may refuse events the service passed (its own limits are
+        // stricter, or a merged aggregate clock outgrew its limit): those are
+        // rejected one by one, so the client does not retry them forever.
+        let reject = |id, e: Error| {
+            for r in results.iter_mut().filter(|r| r.id == id && r.status == PushStatus::Accepted) {
+                *r = PushResult { id, status: PushStatus::Rejected, code: Some(e.code()), reason: Some(e.to_string()) };
+            }
         };
+        let outcome = self.timed("push", apply_or_each(&self.store, accepted, &principal.name, reject)).await?;
         // The first copy of each inserted id is the accepted one; any other
         // copy (already stored, or repeated in this batch) is a duplicate.
         let mut fresh: std::collections::HashSet<_> = outcome.inserted.iter().copied().collect();
@@ -180,41 +180,6 @@ impl<S: EventStore> SyncService<S> {
         }
         debug!(principal = %principal.name, inserted = outcome.inserted.len(), duplicates = outcome.duplicates.len(), rejected, "push");
         Ok(PushAck { results })
-    }
-
-    /// The store refused a batch the service had checked (its own limits are
-    /// stricter, or a merged aggregate clock outgrew its limit): apply the
-    /// events one at a time, rejecting only those it refuses, so the client
-    /// is not left retrying a batch that can never succeed.
-    async fn apply_one_by_one(
-        &self,
-        principal: &Principal,
-        events: Vec<Event>,
-        results: &mut [PushResult],
-    ) -> Result<AppendOutcome> {
-        let mut outcome = AppendOutcome::default();
-        for event in events {
-            let id = event.id;
-            match self.timed("push", self.store.apply(vec![event], &principal.name)).await {
-                Ok(one) => {
-                    outcome.inserted.extend(one.inserted);
-                    outcome.duplicates.extend(one.duplicates);
-                    outcome.concurrent.extend(one.concurrent);
-                }
-                Err(e) if refuses_event(&e) => {
-                    for r in results.iter_mut().filter(|r| r.id == id && r.status == PushStatus::Accepted) {
-                        *r = PushResult {
-                            id,
-                            status: PushStatus::Rejected,
-                            code: Some(e.code()),
-                            reason: Some(e.to_string()),
-                        };
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(outcome)
     }
 
     /// One page of the change feed after `after`, narrowed to the

@@ -2,10 +2,10 @@
 //! one call (one transaction), into every store, next to a raw-SQLite
 //! baseline measured in the same run.
 //!
-//! The baseline writes the same rows (id, aggregate id, kind, data) as plain
-//! multi-row INSERTs through the same driver (sqlx) with the same pragmas
-//! (WAL, synchronous=NORMAL) into a table of similar shape, 1,000 rows per
-//! transaction. The ratio of a store to it is what the store's own work costs
+//! The baseline writes the same rows (id, aggregate id, kind, data) with one
+//! prepared INSERT per row through the same driver (rusqlite, on a blocking
+//! thread) with the same pragmas (WAL, synchronous=NORMAL) into a table of
+//! similar shape, 1,000 rows per transaction. The ratio of a store to it is what the store's own work costs
 //! (deduplication, stamping, bookkeeping, indexes) over writing the rows.
 //!
 //! Only the append calls are timed: generating events happens between them.
@@ -17,8 +17,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{Connection, SqliteConnection};
 use sync_core::{EventStore, NewEvent};
 use sync_store_redb::{RedbConfig, RedbStore};
 use sync_store_sqlite::{SqliteConfig, SqliteStore};
@@ -203,15 +201,13 @@ async fn append_all(store: impl EventStore) -> BoxResult<Timings> {
     Ok(Timings { batches, close: start.elapsed() })
 }
 
-/// The same rows written with plain multi-row INSERTs, one transaction per batch.
+/// The same rows written with plain INSERTs, one transaction per batch,
+/// each batch on a blocking thread as the store's are.
 async fn baseline(dir: &Path) -> BoxResult<Timings> {
-    let options = SqliteConnectOptions::new()
-        .filename(dir.join("baseline.db"))
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal);
-    let mut conn = SqliteConnection::connect_with(&options).await?;
-    sqlx::query(
+    let conn = rusqlite::Connection::open(dir.join("baseline.db"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute(
         "CREATE TABLE events (
             seq INTEGER PRIMARY KEY,
             id BLOB NOT NULL UNIQUE,
@@ -219,33 +215,37 @@ async fn baseline(dir: &Path) -> BoxResult<Timings> {
             kind TEXT NOT NULL,
             body BLOB NOT NULL
         )",
-    )
-    .execute(&mut conn)
-    .await?;
-    // One statement text for every batch, so sqlx prepares it once and reuses it.
-    let insert =
-        format!("INSERT INTO events (id, aggregate_id, kind, body) VALUES {}", vec!["(?, ?, ?, ?)"; BATCH].join(", "));
-
+        [],
+    )?;
+    let conn = std::sync::Arc::new(std::sync::Mutex::new(conn));
     let mut events = Events::new();
     let mut batches = Vec::with_capacity(EVENTS / BATCH);
     for _ in 0..EVENTS / BATCH {
         let batch = events.next_batch(BATCH);
         let start = Instant::now();
-        let mut tx = conn.begin().await?;
-        let mut query = sqlx::query(&insert);
-        for e in &batch {
-            query = query
-                .bind(e.id.as_uuid().as_bytes().as_slice())
-                .bind(e.aggregate_id.as_str())
-                .bind(e.kind.as_str())
-                .bind(e.data.as_ref());
-        }
-        query.execute(&mut *tx).await?;
-        tx.commit().await?;
+        let conn = conn.clone();
+        tokio::task::spawn_blocking(move || -> rusqlite::Result<()> {
+            let mut conn = conn.lock().expect("baseline connection");
+            let tx = conn.transaction()?;
+            {
+                let mut insert =
+                    tx.prepare_cached("INSERT INTO events (id, aggregate_id, kind, body) VALUES (?, ?, ?, ?)")?;
+                for e in &batch {
+                    insert.execute(rusqlite::params![
+                        e.id.as_uuid().as_bytes().as_slice(),
+                        e.aggregate_id,
+                        e.kind,
+                        e.data.as_ref()
+                    ])?;
+                }
+            }
+            tx.commit()
+        })
+        .await??;
         batches.push(start.elapsed());
     }
     let start = Instant::now();
-    conn.close().await?;
+    drop(conn);
     Ok(Timings { batches, close: start.elapsed() })
 }
 

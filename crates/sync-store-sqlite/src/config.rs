@@ -46,8 +46,6 @@ pub struct SqliteConfig {
     pub(crate) max_connections: u32,
     pub(crate) min_connections: u32,
     pub(crate) acquire_timeout: Duration,
-    pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) max_lifetime: Option<Duration>,
     pub(crate) busy_timeout: Duration,
     pub(crate) table_prefix: String,
     pub(crate) limits: Limits,
@@ -58,10 +56,9 @@ pub const DEFAULT_TABLE_PREFIX: &str = "synckit_";
 
 impl SqliteConfig {
     /// Settings for the database file at `path` (created if missing), with
-    /// the defaults: WAL, [`Durability::Normal`], 4 connections at most and
-    /// none kept open when idle, 30 s acquire timeout, 10 min idle timeout,
-    /// 30 min connection lifetime, 5 s busy timeout, table prefix
-    /// [`DEFAULT_TABLE_PREFIX`] and [`Limits::default`].
+    /// the defaults: WAL, [`Durability::Normal`], 4 connections at most
+    /// (opened when first needed, then kept), 30 s acquire timeout, 5 s busy
+    /// timeout, table prefix [`DEFAULT_TABLE_PREFIX`] and [`Limits::default`].
     pub fn new(path: impl Into<PathBuf>) -> Self {
         SqliteConfig {
             path: path.into(),
@@ -70,8 +67,6 @@ impl SqliteConfig {
             max_connections: 4,
             min_connections: 0,
             acquire_timeout: Duration::from_secs(30),
-            idle_timeout: Some(Duration::from_secs(10 * 60)),
-            max_lifetime: Some(Duration::from_secs(30 * 60)),
             busy_timeout: Duration::from_secs(5),
             table_prefix: DEFAULT_TABLE_PREFIX.to_owned(),
             limits: Limits::default(),
@@ -105,7 +100,9 @@ impl SqliteConfig {
         self
     }
 
-    /// Connections opened at start and kept open even when idle (default 0).
+    /// Connections opened by [`SqliteStore::open`](crate::SqliteStore::open)
+    /// instead of when first needed (default 0). Open fails if it cannot
+    /// open them within the acquire timeout.
     pub fn min_connections(mut self, n: u32) -> Self {
         self.min_connections = n;
         self
@@ -115,20 +112,6 @@ impl SqliteConfig {
     /// with a storage error (default 30 s).
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
-        self
-    }
-
-    /// Closes connections idle for longer than this, down to
-    /// [`SqliteConfig::min_connections`] (default 10 min; `None`: never).
-    pub fn idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.idle_timeout = timeout.into();
-        self
-    }
-
-    /// Closes connections older than this when they are idle (default
-    /// 30 min; `None`: never).
-    pub fn max_lifetime(mut self, lifetime: impl Into<Option<Duration>>) -> Self {
-        self.max_lifetime = lifetime.into();
         self
     }
 
@@ -160,6 +143,9 @@ impl SqliteConfig {
         validate_prefix(&self.table_prefix)?;
         if self.max_connections == 0 {
             return InvalidConfigSnafu { reason: "max_connections must be at least 1" }.fail();
+        }
+        if self.acquire_timeout.is_zero() {
+            return InvalidConfigSnafu { reason: "acquire_timeout must be longer than zero" }.fail();
         }
         if self.min_connections > self.max_connections {
             return InvalidConfigSnafu {
@@ -213,6 +199,7 @@ mod tests {
         let base = SqliteConfig::new("x.db");
         assert!(base.clone().validate().is_ok());
         assert!(base.clone().max_connections(0).validate().is_err());
+        assert!(base.clone().acquire_timeout(Duration::ZERO).validate().is_err());
         let err = base.max_connections(2).min_connections(3).validate().unwrap_err();
         assert!(err.to_string().contains("min_connections (3)"), "{err}");
     }

@@ -41,7 +41,17 @@ pub enum Error {
         /// The database file.
         path: PathBuf,
         /// The driver's error.
-        source: sqlx::Error,
+        source: rusqlite::Error,
+    },
+
+    /// The connection pool could not open its
+    /// [`min_connections`](crate::SqliteConfig::min_connections).
+    #[snafu(display("cannot open the connection pool of SQLite database {}: {source}", path.display()))]
+    Pool {
+        /// The database file.
+        path: PathBuf,
+        /// The pool's error.
+        source: r2d2::Error,
     },
 
     /// Creating or upgrading the tables failed.
@@ -50,7 +60,7 @@ pub enum Error {
         /// The schema version being applied.
         version: i64,
         /// The driver's error.
-        source: sqlx::Error,
+        source: rusqlite::Error,
     },
 
     /// The file was written by a newer version of this crate.
@@ -77,9 +87,11 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::InvalidTablePrefix { .. } | Error::InvalidConfig { .. } => ErrorCode::InvalidInput,
-            Error::Connect { .. } | Error::Migrate { .. } | Error::SchemaTooNew { .. } | Error::CorruptMeta { .. } => {
-                ErrorCode::Storage
-            }
+            Error::Connect { .. }
+            | Error::Pool { .. }
+            | Error::Migrate { .. }
+            | Error::SchemaTooNew { .. }
+            | Error::CorruptMeta { .. } => ErrorCode::Storage,
         }
     }
 }
@@ -95,7 +107,10 @@ impl From<Error> for sync_core::Error {
     }
 }
 
-/// Maps a driver error of a trait method to [`sync_core::Error::Storage`].
-pub(crate) fn storage(action: &'static str) -> impl FnOnce(sqlx::Error) -> sync_core::Error {
+/// Maps a driver or pool error of a trait method to [`sync_core::Error::Storage`].
+pub(crate) fn storage<E>(action: &'static str) -> impl FnOnce(E) -> sync_core::Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     move |e| sync_core::Error::storage(action, e)
 }

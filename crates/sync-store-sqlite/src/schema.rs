@@ -2,12 +2,9 @@
 //! with the configured table prefix spliced in.
 //!
 //! Migrations are plain SQL run at open inside one `BEGIN IMMEDIATE`
-//! transaction, versioned by the `schema_version` row of the `meta` table.
-//! (`sqlx::migrate!` keeps one `_sqlx_migrations` table per file and cannot
-//! substitute the table prefix, so two stores with different prefixes could
-//! not share a file.)
-
-use std::borrow::Cow;
+//! transaction, versioned by the `schema_version` row of the `meta` table,
+//! with the table prefix spliced in, so that stores with different
+//! prefixes can share a file.
 
 /// `{p}` stands for the table prefix. Index `i` upgrades version `i` to `i + 1`.
 /// Never edit a released entry: add a new one.
@@ -80,17 +77,8 @@ pub(crate) const FOLD_EVERY: u64 = 32_768;
 /// The newest schema version this build writes.
 pub(crate) const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Bound variables per statement stay far below SQLite's limit (32766 in
-/// the bundled build): 1000 event rows of 5 columns is 5000.
-pub(crate) const MAX_INSERT_ROWS: usize = 1000;
-
-/// IN-lists and bookkeeping upserts are padded to a power of two up to
-/// this many entries, so that a few prepared statements serve every batch.
-pub(crate) const MAX_LIST: usize = 512;
-
-/// SQL text for one table prefix. The statements with a list of values
-/// are built once per padded length (see [`padded`]), so that batches reuse
-/// a few prepared statements from sqlx's per-connection cache.
+/// SQL text for one table prefix. Every statement is prepared once per
+/// connection and kept in its statement cache.
 #[derive(Debug)]
 pub(crate) struct Sql {
     prefix: String,
@@ -108,24 +96,14 @@ pub(crate) struct Sql {
     pub(crate) version_vector: String,
     pub(crate) get_checkpoint: String,
     pub(crate) put_checkpoint: String,
-    existing_ids: Vec<String>,
-    get_aggregates: Vec<String>,
-    get_origins: Vec<String>,
-    put_aggregates: Vec<String>,
-    put_origins: Vec<String>,
-    put_index: Vec<String>,
-    insert_events_full: String,
-    insert_new_events_full: String,
-}
-
-/// Padded lengths: 1, 2, 4, ..., MAX_LIST.
-fn by_length(build: impl Fn(usize) -> String) -> Vec<String> {
-    (0..=MAX_LIST.trailing_zeros()).map(|k| build(1 << k)).collect()
-}
-
-fn pick(list: &[String], n: usize) -> &str {
-    debug_assert!(n.is_power_of_two() && n <= MAX_LIST, "unpadded length {n}");
-    &list[n.trailing_zeros() as usize]
+    pub(crate) is_stored: String,
+    pub(crate) get_aggregate: String,
+    pub(crate) get_origin: String,
+    pub(crate) put_aggregate: String,
+    pub(crate) put_origin: String,
+    pub(crate) put_index: String,
+    /// Skips an id stored already (0 rows changed).
+    pub(crate) insert_new_event: String,
 }
 
 impl Sql {
@@ -190,30 +168,18 @@ impl Sql {
                 "INSERT INTO {p}checkpoints (peer, pushed, pulled) VALUES (?, ?, ?) \
                  ON CONFLICT (peer) DO UPDATE SET pushed = excluded.pushed, pulled = excluded.pulled"
             ),
-            existing_ids: by_length(|n| in_list(&format!("SELECT id FROM {p}events WHERE id IN ("), n)),
-            get_aggregates: by_length(|n| {
-                in_list(&format!("SELECT aggregate_id, clock FROM {p}aggregates WHERE aggregate_id IN ("), n)
-            }),
-            get_origins: by_length(|n| in_list(&format!("SELECT node, counter FROM {p}origins WHERE node IN ("), n)),
-            // A repeated row is harmless here (it sets the same value
-            // again), which is what allows padding.
-            put_aggregates: by_length(|n| {
-                values(
-                    &format!("INSERT INTO {p}aggregates (aggregate_id, clock) VALUES "),
-                    "(?,?)",
-                    n,
-                    " ON CONFLICT (aggregate_id) DO UPDATE SET clock = excluded.clock",
-                )
-            }),
+            is_stored: format!("SELECT 1 FROM {p}events WHERE id = ?"),
+            get_aggregate: format!("SELECT clock FROM {p}aggregates WHERE aggregate_id = ?"),
+            get_origin: format!("SELECT counter FROM {p}origins WHERE node = ?"),
+            put_aggregate: format!(
+                "INSERT INTO {p}aggregates (aggregate_id, clock) VALUES (?, ?) \
+                 ON CONFLICT (aggregate_id) DO UPDATE SET clock = excluded.clock"
+            ),
             // Counters only ever rise.
-            put_origins: by_length(|n| {
-                values(
-                    &format!("INSERT INTO {p}origins (node, counter) VALUES "),
-                    "(?,?)",
-                    n,
-                    " ON CONFLICT (node) DO UPDATE SET counter = max(counter, excluded.counter)",
-                )
-            }),
+            put_origin: format!(
+                "INSERT INTO {p}origins (node, counter) VALUES (?, ?) \
+                 ON CONFLICT (node) DO UPDATE SET counter = max(counter, excluded.counter)"
+            ),
             // Bumps the write counter and sets the HLC, answering both (so a
             // batch that trusted its cache learns whether another writer
             // came first): the only bookkeeping statement of most batches.
@@ -223,79 +189,18 @@ impl Sql {
                    value = CASE key WHEN 'writes' THEN value + 1 ELSE excluded.value END \
                  RETURNING key, value"
             ),
-            // One row per aggregate of a fold; a repeated row (padding) sets
-            // the same value again.
-            put_index: by_length(|n| {
-                values(
-                    &format!("INSERT INTO {p}aggregate_index (fold, aggregate_id, seqs) VALUES "),
-                    "(?,?,?)",
-                    n,
-                    " ON CONFLICT (fold, aggregate_id) DO UPDATE SET seqs = excluded.seqs",
-                )
-            }),
-            insert_events_full: insert_events(p, MAX_INSERT_ROWS, ""),
-            insert_new_events_full: insert_events(p, MAX_INSERT_ROWS, IGNORE_KNOWN),
+            put_index: format!("INSERT INTO {p}aggregate_index (fold, aggregate_id, seqs) VALUES (?, ?, ?)"),
+            insert_new_event: format!(
+                "INSERT INTO {p}events (id, aggregate_id, kind, source, body) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (id) DO NOTHING"
+            ),
         }
     }
 
-    /// The statements of the migration that upgrades `from` to `from + 1`
-    /// (one statement per query: sqlx deprecates several in one).
-    pub(crate) fn migration(&self, from: i64) -> Vec<String> {
-        MIGRATIONS[from as usize]
-            .split(';')
-            .map(str::trim)
-            .filter(|statement| !statement.is_empty())
-            .map(|statement| statement.replace("{p}", &self.prefix))
-            .collect()
+    /// The SQL of the migration that upgrades `from` to `from + 1`.
+    pub(crate) fn migration(&self, from: i64) -> String {
+        MIGRATIONS[from as usize].replace("{p}", &self.prefix)
     }
-
-    /// `SELECT id FROM events WHERE id IN (n placeholders)`; `n` padded.
-    pub(crate) fn existing_ids(&self, n: usize) -> &str {
-        pick(&self.existing_ids, n)
-    }
-
-    /// The stored clocks of `n` aggregates; `n` padded.
-    pub(crate) fn get_aggregates(&self, n: usize) -> &str {
-        pick(&self.get_aggregates, n)
-    }
-
-    /// The stored counters of `n` origins; `n` padded.
-    pub(crate) fn get_origins(&self, n: usize) -> &str {
-        pick(&self.get_origins, n)
-    }
-
-    /// Sets the clocks of `n` aggregates; `n` padded.
-    pub(crate) fn put_aggregates(&self, n: usize) -> &str {
-        pick(&self.put_aggregates, n)
-    }
-
-    /// Raises the counters of `n` origins; `n` padded.
-    pub(crate) fn put_origins(&self, n: usize) -> &str {
-        pick(&self.put_origins, n)
-    }
-
-    /// Writes `n` aggregate index rows; `n` padded.
-    pub(crate) fn put_index(&self, n: usize) -> &str {
-        pick(&self.put_index, n)
-    }
-
-    /// Inserts `n` events (`1 <= n <= MAX_INSERT_ROWS`). With `skip_known`,
-    /// rows whose id is stored already are skipped (and not counted in the
-    /// rows affected); without, they fail the statement.
-    pub(crate) fn insert_events(&self, n: usize, skip_known: bool) -> Cow<'_, str> {
-        match (n == MAX_INSERT_ROWS, skip_known) {
-            (true, false) => Cow::Borrowed(&self.insert_events_full),
-            (true, true) => Cow::Borrowed(&self.insert_new_events_full),
-            (false, false) => Cow::Owned(insert_events(&self.prefix, n, "")),
-            (false, true) => Cow::Owned(insert_events(&self.prefix, n, IGNORE_KNOWN)),
-        }
-    }
-}
-
-const IGNORE_KNOWN: &str = " ON CONFLICT (id) DO NOTHING";
-
-fn insert_events(p: &str, n: usize, tail: &str) -> String {
-    values(&format!("INSERT INTO {p}events (id, aggregate_id, kind, source, body) VALUES "), "(?,?,?,?,?)", n, tail)
 }
 
 /// The last seq folded, as an SQL expression (0 before the first fold).
@@ -303,51 +208,20 @@ fn folded(p: &str) -> String {
     format!("coalesce((SELECT max(last_seq) FROM {p}folds), 0)")
 }
 
-fn in_list(head: &str, n: usize) -> String {
-    let mut sql = String::with_capacity(head.len() + 2 * n + 1);
-    sql.push_str(head);
-    for i in 0..n {
-        sql.push_str(if i == 0 { "?" } else { ",?" });
-    }
-    sql.push(')');
-    sql
-}
-
-fn values(head: &str, tuple: &str, n: usize, tail: &str) -> String {
-    let mut sql = String::with_capacity(head.len() + (tuple.len() + 1) * n + tail.len());
-    sql.push_str(head);
-    for i in 0..n {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(tuple);
-    }
-    sql.push_str(tail);
-    sql
-}
-
-/// The padded length for a list of `n` entries (`1 <= n <= MAX_LIST`): the
-/// next power of two, so at most ten statement shapes exist per list kind.
-pub(crate) fn padded(n: usize) -> usize {
-    n.next_power_of_two().min(MAX_LIST)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn statements_use_the_prefix_and_count_placeholders() {
+    fn statements_use_the_prefix() {
         let sql = Sql::new("x_");
-        assert_eq!(sql.existing_ids(4), "SELECT id FROM x_events WHERE id IN (?,?,?,?)");
-        assert!(sql.insert_events(2, false).ends_with("VALUES (?,?,?,?,?),(?,?,?,?,?)"));
-        assert!(sql.insert_events(3, true).ends_with("DO NOTHING"));
-        assert_eq!(sql.insert_events(MAX_INSERT_ROWS, false).matches('?').count(), 5000);
-        assert_eq!(sql.put_origins(MAX_LIST).matches('?').count(), 2 * MAX_LIST);
+        assert_eq!(sql.is_stored, "SELECT 1 FROM x_events WHERE id = ?");
+        assert!(
+            sql.insert_new_event.starts_with("INSERT INTO x_events") && sql.insert_new_event.ends_with("DO NOTHING")
+        );
         assert_eq!(sql.put_state.matches('?').count(), 1);
         let migration = sql.migration(0);
-        assert!(migration[0].starts_with("CREATE TABLE x_events"), "{migration:?}");
-        assert!(migration.iter().all(|statement| !statement.contains("{p}") && !statement.contains(';')));
-        assert_eq!((padded(1), padded(3), padded(512), padded(600)), (1, 4, 512, 512));
+        assert!(migration.trim_start().starts_with("CREATE TABLE x_events"), "{migration}");
+        assert!(!migration.contains("{p}"));
     }
 }

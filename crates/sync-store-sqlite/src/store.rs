@@ -1,36 +1,42 @@
 //! [`SqliteStore`]: the [`EventStore`] implementation.
+//!
+//! Every call runs on tokio's blocking pool with a connection from an r2d2
+//! pool: SQLite is synchronous, and a page of thousands of rows read on one
+//! thread costs a fraction of handing each row across threads (see
+//! `docs/architecture.md`, "SQLite through rusqlite").
 
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use snafu::ResultExt;
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 use sync_core::{
     AppendOutcome, Checkpoint, Codec, Cursor, Event, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, Page, ScanRow,
     VectorClock, page_from_scan,
 };
-use tokio::sync::Mutex;
 
 use crate::body::Bodies;
 use crate::config::{Durability, SqliteConfig};
-use crate::error::{ConnectSnafu, CorruptMetaSnafu, MigrateSnafu, Result, SchemaTooNewSnafu, storage};
+use crate::error::{ConnectSnafu, CorruptMetaSnafu, MigrateSnafu, PoolSnafu, Result, SchemaTooNewSnafu, storage};
 use crate::schema::{LATEST_VERSION, Sql};
 use crate::write::Derived;
 
 const META_SCHEMA_VERSION: &str = "schema_version";
 const META_NODE_ID: &str = "node_id";
 
-/// An [`EventStore`] in one SQLite file, through a sqlx connection pool.
+/// The connection pool type of a [`SqliteStore`].
+pub type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+/// An [`EventStore`] in one SQLite file, through a pool of rusqlite
+/// connections.
 ///
-/// Every `append` / `apply` batch is one `BEGIN IMMEDIATE` transaction with
-/// multi-row inserts; once it returns `Ok`, the batch survives a crash of
-/// the process (and, with [`Durability::Full`], power loss). Clones share the
-/// pool. Several stores can live in one file under different
+/// Every `append` / `apply` batch is one `BEGIN IMMEDIATE` transaction; once
+/// it returns `Ok`, the batch survives a crash of the process (and, with
+/// [`Durability::Full`], power loss). Clones share the pool. Several stores
+/// can live in one file under different
 /// [table prefixes](SqliteConfig::table_prefix).
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -38,7 +44,8 @@ pub struct SqliteStore {
 }
 
 pub(crate) struct Inner {
-    pub(crate) pool: SqlitePool,
+    /// `None` once closed.
+    pool: Mutex<Option<Pool>>,
     path: PathBuf,
     pub(crate) node: NodeId,
     pub(crate) limits: Limits,
@@ -49,6 +56,18 @@ pub(crate) struct Inner {
     /// with sleeps of up to 100 ms; other processes writing the same file
     /// are still serialized by `BEGIN IMMEDIATE` and the busy timeout.
     pub(crate) writer: Mutex<Derived>,
+}
+
+impl Inner {
+    /// A pooled connection; blocks for up to the acquire timeout.
+    pub(crate) fn connection(
+        &self,
+        action: &'static str,
+    ) -> sync_core::Result<r2d2::PooledConnection<SqliteConnectionManager>> {
+        let pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let pool = pool.ok_or_else(|| sync_core::Error::storage(action, "the store is closed"))?;
+        pool.get().map_err(storage(action))
+    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -83,50 +102,7 @@ impl SqliteStore {
     /// ```
     pub async fn open(config: SqliteConfig) -> Result<SqliteStore> {
         config.validate()?;
-        let sql = Sql::new(&config.table_prefix);
-        let connect = SqliteConnectOptions::new()
-            .filename(&config.path)
-            .create_if_missing(true)
-            .journal_mode(if config.wal { SqliteJournalMode::Wal } else { SqliteJournalMode::Delete })
-            .synchronous(match config.durability {
-                Durability::Normal => SqliteSynchronous::Normal,
-                Durability::Full => SqliteSynchronous::Full,
-            })
-            .busy_timeout(config.busy_timeout)
-            // Rows cross from the connection's worker thread through a
-            // channel; sqlx's default of 50 makes a feed page of thousands of
-            // events bounce between the threads.
-            .row_buffer_size(1024);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(config.max_connections)
-            .min_connections(config.min_connections)
-            .acquire_timeout(config.acquire_timeout)
-            .idle_timeout(config.idle_timeout)
-            .max_lifetime(config.max_lifetime)
-            // The connections live in this process: a liveness ping before
-            // every use would only add a round trip to the worker thread.
-            .test_before_acquire(false)
-            .connect_with(connect)
-            .await
-            .context(ConnectSnafu { path: &config.path })?;
-        let node = match migrate(&pool, &sql).await {
-            Ok(node) => node,
-            Err(e) => {
-                pool.close().await;
-                return Err(e);
-            }
-        };
-        Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                pool,
-                path: config.path,
-                node,
-                limits: config.limits,
-                bodies: Bodies { node },
-                sql,
-                writer: Mutex::new(Derived::default()),
-            }),
-        })
+        blocking(move || open_blocking(config)).await
     }
 
     /// The database file.
@@ -134,12 +110,28 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// The connection pool, for inspection and for the application's own
-    /// tables in the same file. Never write the store's tables through it:
-    /// the store keeps their bookkeeping in memory and only notices writes
-    /// made by another `SqliteStore`.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.inner.pool
+    /// The connection pool (`None` once [closed](EventStore::close)), for
+    /// inspection and for the application's own tables in the same file.
+    /// Its connections are synchronous: use them from a blocking thread
+    /// ([`tokio::task::spawn_blocking`]). Never write the store's tables
+    /// through it: the store keeps their bookkeeping in memory and only
+    /// notices writes made by another `SqliteStore`.
+    pub fn pool(&self) -> Option<Pool> {
+        self.inner.pool.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Runs `f` with a pooled connection on tokio's blocking pool.
+    pub(crate) async fn with_conn<T, F>(&self, action: &'static str, f: F) -> sync_core::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &mut Connection) -> sync_core::Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut conn = inner.connection(action)?;
+            f(&inner, &mut conn)
+        })
+        .await
     }
 
     /// Up to `n` rows with `seq > after`, in seq order: the scan behind
@@ -153,20 +145,84 @@ impl SqliteStore {
     /// that becomes visible is always greater than every seq visible
     /// before it; no gap can fill in later, unlike sequences in PostgreSQL.
     async fn scan(&self, after: u64, n: usize) -> sync_core::Result<Vec<ScanRow>> {
-        let rows = sqlx::query(&self.inner.sql.scan)
-            .bind(i64::try_from(after).unwrap_or(i64::MAX))
-            .bind(i64::try_from(n).unwrap_or(i64::MAX))
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(storage("reading the event feed"))?;
-        rows.iter()
-            .map(|row| {
-                let seq: i64 = row.try_get(0).map_err(storage("reading the event feed"))?;
-                let source: Option<String> = row.try_get(1).map_err(storage("reading the event feed"))?;
-                Ok(ScanRow { seq: to_u64(seq, "seq")?, source, event: event_row(self.inner.bodies, row, 2)? })
-            })
-            .collect()
+        const ACTION: &str = "reading the event feed";
+        self.with_conn(ACTION, move |inner, conn| {
+            let mut stmt = conn.prepare_cached(&inner.sql.scan).map_err(storage(ACTION))?;
+            let mut rows = stmt
+                .query(params![i64::try_from(after).unwrap_or(i64::MAX), i64::try_from(n).unwrap_or(i64::MAX)])
+                .map_err(storage(ACTION))?;
+            let mut out = Vec::with_capacity(n.min(4096));
+            while let Some(row) = rows.next().map_err(storage(ACTION))? {
+                let seq: i64 = row.get(0).map_err(storage(ACTION))?;
+                let source: Option<String> = row.get(1).map_err(storage(ACTION))?;
+                let event = event_row(inner.bodies, row, 2)?;
+                out.push(ScanRow { seq: to_u64(seq, "seq")?, source, event });
+            }
+            Ok(out)
+        })
+        .await
     }
+}
+
+/// Runs `f` on tokio's blocking pool (SQLite calls block), passing a panic
+/// on to the caller.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+fn open_blocking(config: SqliteConfig) -> Result<SqliteStore> {
+    let sql = Sql::new(&config.table_prefix);
+    let (busy_timeout, synchronous) = (config.busy_timeout, config.durability);
+    let manager = SqliteConnectionManager::file(&config.path).with_init(move |conn| {
+        conn.busy_timeout(busy_timeout)?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match synchronous {
+                Durability::Normal => "NORMAL",
+                Durability::Full => "FULL",
+            },
+        )?;
+        // Every statement of `Sql`, with room for the application's own.
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(())
+    });
+    // One connection outside the pool sets the journal mode (a property of
+    // the file) and migrates; it fails fast on a bad path, where the pool
+    // would retry until its acquire timeout.
+    let mut first = r2d2::ManageConnection::connect(&manager).context(ConnectSnafu { path: &config.path })?;
+    first
+        .pragma_update(None, "journal_mode", if config.wal { "WAL" } else { "DELETE" })
+        .context(ConnectSnafu { path: &config.path })?;
+    let node = migrate(&mut first, &sql)?;
+    drop(first);
+    let pool = r2d2::Pool::builder()
+        .max_size(config.max_connections)
+        .min_idle(Some(config.min_connections))
+        .connection_timeout(config.acquire_timeout)
+        // An idle connection to a local file costs only its page cache:
+        // it stays open until the store is closed.
+        .idle_timeout(None)
+        .max_lifetime(None)
+        // The connections live in this process: a liveness check before
+        // every use would only cost time.
+        .test_on_check_out(false)
+        .build(manager)
+        .context(PoolSnafu { path: &config.path })?;
+    Ok(SqliteStore {
+        inner: Arc::new(Inner {
+            pool: Mutex::new(Some(pool)),
+            path: config.path,
+            node,
+            limits: config.limits,
+            bodies: Bodies { node },
+            sql,
+            writer: Mutex::new(Derived::default()),
+        }),
+    })
 }
 
 impl EventStore for SqliteStore {
@@ -185,7 +241,7 @@ impl EventStore for SqliteStore {
         if events.is_empty() {
             return Ok(AppendOutcome::default());
         }
-        self.write_remote(&events, source).await
+        self.write_remote(events, source.to_owned()).await
     }
 
     async fn load(
@@ -199,170 +255,173 @@ impl EventStore for SqliteStore {
     }
 
     async fn load_aggregate(&self, aggregate_id: &str, after: &Cursor) -> sync_core::Result<Vec<Event>> {
-        let after = after.seq_for(self.inner.node)?;
-        let rows = sqlx::query(&self.inner.sql.load_aggregate)
-            .bind(aggregate_id)
-            .bind(i64::try_from(after).unwrap_or(i64::MAX))
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(storage("reading an aggregate"))?;
-        rows.iter().map(|row| event_row(self.inner.bodies, row, 1)).collect()
+        const ACTION: &str = "reading an aggregate";
+        let after = i64::try_from(after.seq_for(self.inner.node)?).unwrap_or(i64::MAX);
+        let aggregate_id = aggregate_id.to_owned();
+        self.with_conn(ACTION, move |inner, conn| {
+            let mut stmt = conn.prepare_cached(&inner.sql.load_aggregate).map_err(storage(ACTION))?;
+            let mut rows = stmt.query(params![aggregate_id, after]).map_err(storage(ACTION))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(storage(ACTION))? {
+                out.push(event_row(inner.bodies, row, 1)?);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// One lookup of the stored clock, merged with the clocks of the
     /// aggregate's events not folded yet.
     async fn aggregate_clock(&self, aggregate_id: &str) -> sync_core::Result<VectorClock> {
-        let rows = sqlx::query(&self.inner.sql.aggregate_clock)
-            .bind(aggregate_id)
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(storage("reading an aggregate clock"))?;
-        let mut clock = VectorClock::new();
-        for row in rows {
-            let tag: i64 = row.try_get(0).map_err(storage("reading an aggregate clock"))?;
-            let bytes: &[u8] = row.try_get(1).map_err(storage("reading an aggregate clock"))?;
-            if tag == 0 {
-                clock.merge(&decode_clock(bytes)?);
-            } else {
-                clock.merge(&self.inner.bodies.decode_header(bytes)?.1);
+        const ACTION: &str = "reading an aggregate clock";
+        let aggregate_id = aggregate_id.to_owned();
+        self.with_conn(ACTION, move |inner, conn| {
+            let mut stmt = conn.prepare_cached(&inner.sql.aggregate_clock).map_err(storage(ACTION))?;
+            let mut rows = stmt.query(params![aggregate_id]).map_err(storage(ACTION))?;
+            let mut clock = VectorClock::new();
+            while let Some(row) = rows.next().map_err(storage(ACTION))? {
+                let tag: i64 = row.get(0).map_err(storage(ACTION))?;
+                let bytes = blob(row, 1).map_err(storage(ACTION))?;
+                if tag == 0 {
+                    clock.merge(&decode_clock(bytes)?);
+                } else {
+                    clock.merge(&inner.bodies.decode_header(bytes)?.1);
+                }
             }
-        }
-        Ok(clock)
+            Ok(clock)
+        })
+        .await
     }
 
     async fn head(&self) -> sync_core::Result<Cursor> {
-        let seq: i64 = sqlx::query_scalar(&self.inner.sql.head)
-            .fetch_one(&self.inner.pool)
-            .await
-            .map_err(storage("reading the head"))?;
+        const ACTION: &str = "reading the head";
+        let seq = self
+            .with_conn(ACTION, |inner, conn| {
+                conn.prepare_cached(&inner.sql.head)
+                    .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)))
+                    .map_err(storage(ACTION))
+            })
+            .await?;
         Ok(Cursor::new(self.inner.node, to_u64(seq, "seq")?))
     }
 
     /// The stored counters merged with the origins of the events not folded
     /// yet (at most a few tens of thousands, read in one snapshot).
     async fn version_vector(&self) -> sync_core::Result<VectorClock> {
-        let rows = sqlx::query(&self.inner.sql.version_vector)
-            .fetch_all(&self.inner.pool)
-            .await
-            .map_err(storage("reading the version vector"))?;
-        let mut vector = VectorClock::new();
-        for row in rows {
-            let tag: i64 = row.try_get(0).map_err(storage("reading the version vector"))?;
-            let (node, counter) = if tag == 0 {
-                origin_row(&row, 1)?
-            } else {
-                let body: &[u8] = row.try_get(1).map_err(storage("reading the version vector"))?;
-                let (origin, _) = self.inner.bodies.decode_header(body)?;
-                (origin.node, origin.counter)
-            };
-            if counter > vector.get(node) {
-                vector.set(node, counter);
+        const ACTION: &str = "reading the version vector";
+        self.with_conn(ACTION, |inner, conn| {
+            let mut stmt = conn.prepare_cached(&inner.sql.version_vector).map_err(storage(ACTION))?;
+            let mut rows = stmt.query([]).map_err(storage(ACTION))?;
+            let mut vector = VectorClock::new();
+            while let Some(row) = rows.next().map_err(storage(ACTION))? {
+                let tag: i64 = row.get(0).map_err(storage(ACTION))?;
+                let bytes = blob(row, 1).map_err(storage(ACTION))?;
+                let (node, counter) = if tag == 0 {
+                    let counter: i64 = row.get(2).map_err(storage(ACTION))?;
+                    (NodeId::from_bytes(sixteen(bytes, "origin node id")?), to_u64(counter, "origin counter")?)
+                } else {
+                    let (origin, _) = inner.bodies.decode_header(bytes)?;
+                    (origin.node, origin.counter)
+                };
+                if counter > vector.get(node) {
+                    vector.set(node, counter);
+                }
             }
-        }
-        Ok(vector)
+            Ok(vector)
+        })
+        .await
     }
 
     async fn checkpoint(&self, peer: &str) -> sync_core::Result<Checkpoint> {
-        let row: Option<(String, String)> = sqlx::query_as(&self.inner.sql.get_checkpoint)
-            .bind(peer)
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(storage("reading a checkpoint"))?;
+        const ACTION: &str = "reading a checkpoint";
+        let peer = peer.to_owned();
+        let row: Option<(String, String)> = self
+            .with_conn(ACTION, move |inner, conn| {
+                conn.prepare_cached(&inner.sql.get_checkpoint)
+                    .and_then(|mut stmt| stmt.query_row([peer], |row| Ok((row.get(0)?, row.get(1)?))).optional())
+                    .map_err(storage(ACTION))
+            })
+            .await?;
         let Some((pushed, pulled)) = row else {
             return Ok(Checkpoint::default());
         };
-        let parse =
-            |text: &str| text.parse::<Cursor>().map_err(|e| sync_core::Error::storage("reading a checkpoint", e));
+        let parse = |text: &str| text.parse::<Cursor>().map_err(|e| sync_core::Error::storage(ACTION, e));
         Ok(Checkpoint { pushed: parse(&pushed)?, pulled: parse(&pulled)? })
     }
 
     async fn set_checkpoint(&self, peer: &str, checkpoint: &Checkpoint) -> sync_core::Result<()> {
-        sqlx::query(&self.inner.sql.put_checkpoint)
-            .bind(peer)
-            .bind(checkpoint.pushed.to_string())
-            .bind(checkpoint.pulled.to_string())
-            .execute(&self.inner.pool)
-            .await
-            .map_err(storage("writing a checkpoint"))?;
-        Ok(())
+        const ACTION: &str = "writing a checkpoint";
+        let values = (peer.to_owned(), checkpoint.pushed.to_string(), checkpoint.pulled.to_string());
+        self.with_conn(ACTION, move |inner, conn| {
+            conn.prepare_cached(&inner.sql.put_checkpoint)
+                .and_then(|mut stmt| stmt.execute(params![values.0, values.1, values.2]))
+                .map_err(storage(ACTION))?;
+            Ok(())
+        })
+        .await
     }
 
-    /// Waits for running operations, then closes every connection (in WAL
-    /// mode the last one checkpoints the WAL into the main file). Every
-    /// clone of this store is closed; later calls fail with a storage error.
+    /// Waits for a running write, then releases the pool: idle connections
+    /// close at once, busy ones when their operation ends (in WAL mode the
+    /// last one checkpoints the WAL into the main file). Every clone of this
+    /// store is closed; later calls fail with a storage error.
     async fn close(&self) -> sync_core::Result<()> {
-        self.inner.pool.close().await;
-        Ok(())
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let _writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let pool = inner.pool.lock().unwrap_or_else(PoisonError::into_inner).take();
+            drop(pool);
+            Ok(())
+        })
+        .await
     }
 }
 
 /// Creates or upgrades the schema and returns the node id, creating it on
 /// first open. One `BEGIN IMMEDIATE` transaction, so stores opened at the
 /// same time on one file agree on the result.
-async fn migrate(pool: &SqlitePool, sql: &Sql) -> Result<NodeId> {
+fn migrate(conn: &mut Connection, sql: &Sql) -> Result<NodeId> {
     let latest = LATEST_VERSION;
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.context(MigrateSnafu { version: latest })?;
+    let tx =
+        conn.transaction_with_behavior(TransactionBehavior::Immediate).context(MigrateSnafu { version: latest })?;
     // On error the transaction is dropped, which rolls it back.
-    let node = migrate_in(&mut tx, sql).await?;
-    tx.commit().await.context(MigrateSnafu { version: latest })?;
-    Ok(node)
-}
-
-async fn migrate_in(conn: &mut SqliteConnection, sql: &Sql) -> Result<NodeId> {
-    let latest = LATEST_VERSION;
-    sqlx::query(&sql.create_meta).execute(&mut *conn).await.context(MigrateSnafu { version: latest })?;
-    let found: Option<i64> = sqlx::query_scalar(&sql.get_meta)
-        .bind(META_SCHEMA_VERSION)
-        .fetch_optional(&mut *conn)
-        .await
+    tx.execute(&sql.create_meta, []).context(MigrateSnafu { version: latest })?;
+    let found: Option<i64> = tx
+        .query_row(&sql.get_meta, [META_SCHEMA_VERSION], |row| row.get(0))
+        .optional()
         .context(MigrateSnafu { version: latest })?;
     let mut version = found.unwrap_or(0);
     if version > latest {
         return SchemaTooNewSnafu { found: version, supported: latest }.fail();
     }
     while version < latest {
-        for statement in sql.migration(version) {
-            // Runs once: not worth a place in the statement cache.
-            sqlx::query(&statement)
-                .persistent(false)
-                .execute(&mut *conn)
-                .await
-                .context(MigrateSnafu { version: version + 1 })?;
-        }
+        tx.execute_batch(&sql.migration(version)).context(MigrateSnafu { version: version + 1 })?;
         version += 1;
     }
     if found != Some(latest) {
-        sqlx::query(&sql.put_meta)
-            .bind(META_SCHEMA_VERSION)
-            .bind(latest)
-            .execute(&mut *conn)
-            .await
-            .context(MigrateSnafu { version: latest })?;
+        tx.execute(&sql.put_meta, params![META_SCHEMA_VERSION, latest]).context(MigrateSnafu { version: latest })?;
     }
-    let stored: Option<Vec<u8>> = sqlx::query_scalar(&sql.get_meta)
-        .bind(META_NODE_ID)
-        .fetch_optional(&mut *conn)
-        .await
+    let stored: Option<Vec<u8>> = tx
+        .query_row(&sql.get_meta, [META_NODE_ID], |row| row.get(0))
+        .optional()
         .context(MigrateSnafu { version: latest })?;
-    match stored {
+    let node = match stored {
         Some(bytes) => {
             let bytes: [u8; 16] = bytes.as_slice().try_into().map_err(|_| {
                 CorruptMetaSnafu { key: META_NODE_ID, reason: format!("expected 16 bytes, found {}", bytes.len()) }
                     .build()
             })?;
-            Ok(NodeId::from_bytes(bytes))
+            NodeId::from_bytes(bytes)
         }
         None => {
             let node = NodeId::random();
-            sqlx::query(&sql.put_meta)
-                .bind(META_NODE_ID)
-                .bind(&node.to_bytes()[..])
-                .execute(&mut *conn)
-                .await
+            tx.execute(&sql.put_meta, params![META_NODE_ID, &node.to_bytes()[..]])
                 .context(MigrateSnafu { version: latest })?;
-            Ok(node)
+            node
         }
-    }
+    };
+    tx.commit().context(MigrateSnafu { version: latest })?;
+    Ok(node)
 }
 
 /// Distinct values in first-seen order.
@@ -371,11 +430,11 @@ pub(crate) fn distinct<T: Copy + Eq + std::hash::Hash>(items: impl Iterator<Item
     items.filter(|x| seen.insert(*x)).collect()
 }
 
-/// The origin node and counter in columns `at` and `at + 1` of `row`.
-pub(crate) fn origin_row(row: &sqlx::sqlite::SqliteRow, at: usize) -> sync_core::Result<(NodeId, u64)> {
-    let node: &[u8] = row.try_get(at).map_err(storage("reading origin counters"))?;
-    let counter: i64 = row.try_get(at + 1).map_err(storage("reading origin counters"))?;
-    Ok((NodeId::from_bytes(sixteen(node, "origin node id")?), to_u64(counter, "origin counter")?))
+/// Column `at` of `row` as bytes, borrowed from the row.
+pub(crate) fn blob<'r>(row: &'r Row<'_>, at: usize) -> rusqlite::Result<&'r [u8]> {
+    row.get_ref(at)?
+        .as_blob()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Blob, Box::new(e)))
 }
 
 pub(crate) fn decode_clock(bytes: &[u8]) -> sync_core::Result<VectorClock> {
@@ -383,11 +442,12 @@ pub(crate) fn decode_clock(bytes: &[u8]) -> sync_core::Result<VectorClock> {
 }
 
 /// The event in columns `at..at + 4` of `row`: id, aggregate id, kind, body.
-fn event_row(bodies: Bodies, row: &sqlx::sqlite::SqliteRow, at: usize) -> sync_core::Result<Event> {
-    let id: &[u8] = row.try_get(at).map_err(storage("reading events"))?;
-    let aggregate_id: String = row.try_get(at + 1).map_err(storage("reading events"))?;
-    let kind: String = row.try_get(at + 2).map_err(storage("reading events"))?;
-    let bytes: &[u8] = row.try_get(at + 3).map_err(storage("reading events"))?;
+fn event_row(bodies: Bodies, row: &Row<'_>, at: usize) -> sync_core::Result<Event> {
+    const ACTION: &str = "reading events";
+    let id = blob(row, at).map_err(storage(ACTION))?;
+    let aggregate_id: String = row.get(at + 1).map_err(storage(ACTION))?;
+    let kind: String = row.get(at + 2).map_err(storage(ACTION))?;
+    let bytes = blob(row, at + 3).map_err(storage(ACTION))?;
     bodies.decode(id, aggregate_id, kind, bytes)
 }
 

@@ -2,13 +2,13 @@
 //! [`Derived`], the in-memory mirror of the bookkeeping that spares a batch
 //! from reading and writing one row per aggregate or origin it touches.
 //!
-//! A local batch is stamped from the mirror while `BEGIN IMMEDIATE` waits
-//! for the write lock, then inserted with multi-row statements; one more
-//! statement bumps a write counter and sets the HLC, answering the new
-//! counter; the mirror takes the batch in while `COMMIT` runs. Aggregate
-//! clocks, origin counters and the aggregate index are written in bulk by
-//! the batch that makes the unfolded tail reach [`FOLD_EVERY`] events (see
-//! `schema.rs`); until then the tail of the log holds what they miss.
+//! A local batch is stamped from the mirror, inserted one prepared row at a
+//! time, and one more statement bumps a write counter and sets the HLC,
+//! answering the new counter; the mirror takes the batch in once `COMMIT`
+//! succeeds. Aggregate clocks, origin counters and the aggregate index are
+//! written in bulk by the batch that makes the unfolded tail reach
+//! [`FOLD_EVERY`] events (see `schema.rs`); until then the tail of the log
+//! holds what they miss.
 //!
 //! The mirror is trusted only while the stored write counter is the one it
 //! saw last: any other writer (another process, another `SqliteStore` on the
@@ -17,18 +17,19 @@
 //! whole truth; so does every batch after a failed commit, and every remote
 //! batch reads the counter before it starts.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{Arguments, Row, Sqlite, Transaction};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use sync_core::{AppendOutcome, ClockBook, Event, EventId, Hlc, NewEvent, NodeId, VectorClock};
 
 use crate::body::Bodies;
 use crate::error::storage;
-use crate::schema::{FOLD_EVERY, MAX_INSERT_ROWS, MAX_LIST, padded};
-use crate::store::{SqliteStore, decode_clock, decode_hlc, distinct, encode_hlc, origin_row, sixteen, to_i64, to_u64};
+use crate::schema::FOLD_EVERY;
+use crate::store::{
+    Inner, SqliteStore, blob, blocking, decode_clock, decode_hlc, distinct, encode_hlc, to_i64, to_u64,
+};
 
 /// Most clocks and origin counters kept in memory; past it, the cache
 /// starts over at the next fold.
@@ -151,9 +152,8 @@ impl Derived {
         &self,
         node: NodeId,
         limits: sync_core::Limits,
-        bodies: Bodies,
         unique: Vec<NewEvent>,
-    ) -> Result<sync_core::Result<(WriteState, Staged<'static>)>, Vec<NewEvent>> {
+    ) -> Result<sync_core::Result<(WriteState, Stamped)>, Vec<NewEvent>> {
         let Some(state) = self.state else {
             return Err(unique);
         };
@@ -173,11 +173,7 @@ impl Derived {
             }
         }
         book.origins.insert(node, counter);
-        let stamped = stamp_all(book, vec![(node, counter)], unique, &HashSet::new()).and_then(|mut staged| {
-            staged.bodies = Some(encode_all(bodies, &staged.events)?);
-            Ok((state, staged))
-        });
-        Ok(stamped)
+        Ok(stamp_all(book, vec![(node, counter)], unique, &HashSet::new()).map(|stamped| (state, stamped)))
     }
 }
 
@@ -187,27 +183,23 @@ fn stamp_all(
     origins_before: Vec<(NodeId, u64)>,
     unique: Vec<NewEvent>,
     stored: &HashSet<EventId>,
-) -> sync_core::Result<Staged<'static>> {
+) -> sync_core::Result<Stamped> {
     let now = Hlc::now_ms();
     let mut events = Vec::with_capacity(unique.len());
     for e in unique {
         if !stored.contains(&e.id) {
-            events.push(Cow::Owned(book.stamp(e, now)?));
+            events.push(book.stamp(e, now)?);
         }
     }
-    Ok(Staged { events, bodies: None, source: None, book, origins_before })
+    Ok(Stamped { events, book, origins_before })
 }
 
-/// The bodies of `events` in one buffer (one allocation, not one per
-/// event) and where each ends.
-fn encode_all(bodies: Bodies, events: &[Cow<'_, Event>]) -> sync_core::Result<(Vec<u8>, Vec<usize>)> {
-    let mut buf = Vec::with_capacity(events.len() * 128);
-    let mut ends = Vec::with_capacity(events.len());
-    for e in events {
-        buf = bodies.encode_into(e, buf)?;
-        ends.push(buf.len());
-    }
-    Ok((buf, ends))
+/// A local batch after stamping.
+struct Stamped {
+    events: Vec<Event>,
+    book: ClockBook,
+    /// Origin counters as stored before the batch.
+    origins_before: Vec<(NodeId, u64)>,
 }
 
 /// What a batch changed, taken into [`Derived`] once committed.
@@ -223,622 +215,480 @@ struct Update {
     folded: bool,
 }
 
-/// A batch after stamping or observing: what to insert and write back.
-struct Staged<'a> {
-    events: Vec<Cow<'a, Event>>,
-    /// The bodies of `events`, one after the other, and where each ends;
-    /// `None` until encoded.
-    bodies: Option<(Vec<u8>, Vec<usize>)>,
-    source: Option<&'a str>,
-    book: ClockBook,
-    /// Origin counters as stored before the batch.
-    origins_before: Vec<(NodeId, u64)>,
-}
-
-/// How [`SqliteStore::write_staged`] ended.
-enum Written<'a> {
-    /// Ready to commit; the events are handed back to be dropped while
-    /// COMMIT runs.
-    Done(Update, Vec<Cow<'a, Event>>),
-    /// Some ids were stored already (only with `skip_known`).
-    Known(Vec<Cow<'a, Event>>),
-    /// Another writer committed since the state the batch was built on.
-    Stale(Vec<Cow<'a, Event>>),
-}
-
 impl SqliteStore {
-    async fn begin_write(&self) -> sync_core::Result<Transaction<'static, Sqlite>> {
-        // IMMEDIATE takes the write lock now, so no other writer can slip in
-        // between what the batch reads and what it writes.
-        self.inner.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage("starting a write transaction"))
+    /// Runs `f` on tokio's blocking pool, holding the writer (the mirror)
+    /// and then a pooled connection.
+    async fn with_writer<T, F>(&self, action: &'static str, f: F) -> sync_core::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &mut Connection, &mut Derived) -> sync_core::Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut derived = inner.writer.lock().unwrap_or_else(|poisoned| {
+                // A batch panicked halfway: forget the mirror, the tables
+                // hold the truth.
+                let mut derived = poisoned.into_inner();
+                *derived = Derived::default();
+                derived
+            });
+            inner.writer.clear_poison();
+            let mut conn = inner.connection(action)?;
+            f(&inner, &mut conn, &mut derived)
+        })
+        .await
     }
 
     /// Appends local events (see [`sync_core::EventStore::append`]).
     pub(crate) async fn write_local(&self, events: Vec<NewEvent>) -> sync_core::Result<AppendOutcome> {
-        let node = self.inner.node;
-        let limits = self.inner.limits;
-        let bodies = self.inner.bodies;
-        let mut derived = self.inner.writer.lock().await;
-        let order: Vec<EventId> = events.iter().map(|e| e.id).collect();
-        let mut seen = HashSet::with_capacity(order.len());
-        let mut repeats = Vec::new();
-        let mut unique = Vec::with_capacity(order.len());
-        for e in events {
-            if seen.insert(e.id) {
-                unique.push(e);
-            } else {
-                repeats.push(e.id);
-            }
-        }
-        // Local ids are nearly always new: insert first, and look up stored
-        // ids only when the insert says some were there.
-        let mut check_stored = false;
-        loop {
-            // Stamp from the mirror while BEGIN waits for the write lock.
-            let (tx, cached) = if check_stored {
-                (self.begin_write().await, Err(unique))
-            } else {
-                let mirror = &*derived;
-                tokio::join!(self.begin_write(), async { mirror.stamp_cached(node, limits, bodies, unique) })
-            };
-            let mut tx = tx?;
-            let (state, staged, stored) = match cached {
-                Ok(Ok((state, staged))) => (state, staged, HashSet::new()),
-                Ok(Err(e)) => {
-                    rollback(tx).await;
-                    return Err(e);
-                }
-                Err(events) => match self.stage_local(&mut tx, &mut derived, events, check_stored).await {
-                    Ok(staged) => staged,
-                    Err(e) => {
-                        rollback(tx).await;
-                        return Err(e);
-                    }
-                },
-            };
-            let inserted: Vec<EventId> = staged.events.iter().map(|e| e.id).collect();
-            let written = self.write_staged(&mut tx, &derived, state, staged, !check_stored, None).await;
-            match written {
-                Ok(Written::Done(update, events)) => {
-                    let finish = async {
-                        derived.commit(update);
-                        drop(events);
-                        local_outcome(&order, repeats, inserted, &stored)
-                    };
-                    let (committed, outcome) = tokio::join!(tx.commit(), finish);
-                    return match committed {
-                        Ok(()) => Ok(outcome),
-                        Err(e) => {
-                            derived.state = None;
-                            Err(sync_core::Error::storage("committing a batch", e))
-                        }
-                    };
-                }
-                Ok(Written::Known(events)) => {
-                    rollback(tx).await;
-                    unique = events.into_iter().map(|e| unstamp(e.into_owned())).collect();
-                    check_stored = true;
-                }
-                Ok(Written::Stale(events)) => {
-                    rollback(tx).await;
-                    unique = events.into_iter().map(|e| unstamp(e.into_owned())).collect();
-                    derived.state = None;
-                }
-                Err(e) => {
-                    rollback(tx).await;
-                    return Err(e);
-                }
-            }
-        }
+        self.with_writer("appending events", |inner, conn, derived| write_local(inner, conn, derived, events)).await
     }
 
     /// Adds remote events (see [`sync_core::EventStore::apply`]).
-    pub(crate) async fn write_remote(&self, events: &[Event], source: &str) -> sync_core::Result<AppendOutcome> {
-        let mut derived = self.inner.writer.lock().await;
-        let mut tx = self.begin_write().await?;
-        let result = self.remote_in(&mut tx, &mut derived, events, source).await;
-        match result {
-            Ok((out, update)) => {
-                let (committed, ()) = tokio::join!(tx.commit(), async { derived.commit(update) });
-                match committed {
-                    Ok(()) => Ok(out),
-                    Err(e) => {
-                        derived.state = None;
-                        Err(sync_core::Error::storage("committing a batch", e))
-                    }
-                }
+    pub(crate) async fn write_remote(&self, events: Vec<Event>, source: String) -> sync_core::Result<AppendOutcome> {
+        self.with_writer("applying events", move |inner, conn, derived| {
+            let tx = begin_write(conn)?;
+            let (out, update) = remote_in(inner, &tx, derived, &events, &source)?;
+            commit(tx, derived, update)?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn begin_write(conn: &mut Connection) -> sync_core::Result<Transaction<'_>> {
+    // IMMEDIATE takes the write lock now, so no other writer can slip in
+    // between what the batch reads and what it writes.
+    conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage("starting a write transaction"))
+}
+
+/// Commits, then lets the mirror take the batch in. (Dropping a
+/// transaction without committing rolls it back.)
+fn commit(tx: Transaction<'_>, derived: &mut Derived, update: Update) -> sync_core::Result<()> {
+    match tx.commit() {
+        Ok(()) => {
+            derived.commit(update);
+            Ok(())
+        }
+        Err(e) => {
+            derived.state = None;
+            Err(sync_core::Error::storage("committing a batch", e))
+        }
+    }
+}
+
+fn write_local(
+    inner: &Inner,
+    conn: &mut Connection,
+    derived: &mut Derived,
+    events: Vec<NewEvent>,
+) -> sync_core::Result<AppendOutcome> {
+    let order: Vec<EventId> = events.iter().map(|e| e.id).collect();
+    let mut seen = HashSet::with_capacity(order.len());
+    let mut repeats = Vec::new();
+    let mut unique = Vec::with_capacity(order.len());
+    for e in events {
+        if seen.insert(e.id) {
+            unique.push(e);
+        } else {
+            repeats.push(e.id);
+        }
+    }
+    // Local ids are nearly always new: insert first, and look up stored
+    // ids only when the insert says some were there.
+    let mut check_stored = false;
+    loop {
+        let tx = begin_write(conn)?;
+        let cached = if check_stored { Err(unique) } else { derived.stamp_cached(inner.node, inner.limits, unique) };
+        let (state, stamped, stored) = match cached {
+            Ok(stamped) => {
+                let (state, stamped) = stamped?;
+                (state, stamped, HashSet::new())
             }
-            Err(e) => {
-                rollback(tx).await;
-                Err(e)
+            Err(events) => stage_local(inner, &tx, derived, events, check_stored)?,
+        };
+        let Stamped { events, book, origins_before } = stamped;
+        let Some(seqs) = insert_local(inner, &tx, &events)? else {
+            if check_stored {
+                // The ids were looked up inside this transaction.
+                return Err(sync_core::Error::storage("appending events", "an event id was stored twice"));
+            }
+            // Some ids were stored already: look them up and stamp again.
+            drop(tx);
+            unique = events.into_iter().map(unstamp).collect();
+            check_stored = true;
+            continue;
+        };
+        let inserted: Vec<EventId> = events.iter().map(|e| e.id).collect();
+        match finish(inner, &tx, derived, state, book, &origins_before, seqs, false)? {
+            Some(update) => {
+                commit(tx, derived, update)?;
+                return Ok(local_outcome(&order, repeats, inserted, &stored));
+            }
+            None => {
+                // Another writer came first: start over from the tables.
+                drop(tx);
+                unique = events.into_iter().map(unstamp).collect();
+                derived.state = None;
             }
         }
     }
+}
 
-    /// Stamps a local batch from the tables (and the mirror, synced first).
-    async fn stage_local(
-        &self,
-        conn: &mut SqliteConnection,
-        derived: &mut Derived,
-        unique: Vec<NewEvent>,
-        check_stored: bool,
-    ) -> sync_core::Result<(WriteState, Staged<'static>, HashSet<EventId>)> {
-        let node = self.inner.node;
-        let state = self.sync_derived(conn, derived).await?;
-        let stored = if check_stored {
-            let ids: Vec<EventId> = unique.iter().map(|e| e.id).collect();
-            self.stored_ids(conn, &ids).await?
-        } else {
-            HashSet::new()
-        };
-        let aggregates = distinct(unique.iter().map(|e| e.aggregate_id.as_str()));
-        let (book, origins_before) = self.book(conn, derived, state, &aggregates, &[node]).await?;
-        let staged = stamp_all(book, origins_before, unique, &stored)?;
-        Ok((state, staged, stored))
+/// Inserts a local batch in order and answers the aggregate and seq of
+/// each event, or `None` if an id was stored already.
+fn insert_local(inner: &Inner, conn: &Connection, events: &[Event]) -> sync_core::Result<Option<Vec<(String, u64)>>> {
+    let mut insert = Inserter::new(inner, conn, None)?;
+    let mut seqs = Vec::with_capacity(events.len());
+    for e in events {
+        match insert.row(e)? {
+            Some(seq) => seqs.push((e.aggregate_id.clone(), seq)),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(seqs))
+}
+
+/// Inserts event rows, skipping ids stored already.
+struct Inserter<'c> {
+    stmt: rusqlite::CachedStatement<'c>,
+    conn: &'c Connection,
+    bodies: Bodies,
+    source: Option<&'c str>,
+    body: Vec<u8>,
+}
+
+impl<'c> Inserter<'c> {
+    fn new(inner: &'c Inner, conn: &'c Connection, source: Option<&'c str>) -> sync_core::Result<Self> {
+        let stmt = conn.prepare_cached(&inner.sql.insert_new_event).map_err(storage("inserting events"))?;
+        Ok(Inserter { stmt, conn, bodies: inner.bodies, source, body: Vec::with_capacity(256) })
     }
 
-    async fn remote_in(
-        &self,
-        conn: &mut SqliteConnection,
-        derived: &mut Derived,
-        events: &[Event],
-        source: &str,
-    ) -> sync_core::Result<(AppendOutcome, Update)> {
-        let state = self.sync_derived(conn, derived).await?;
-        // Pulled batches often repeat what is stored: look first.
-        let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
-        let stored = self.stored_ids(conn, &ids).await?;
-        let aggregates = distinct(events.iter().map(|e| e.aggregate_id.as_str()));
-        let origins = distinct(events.iter().map(|e| e.origin.node));
-        let (mut book, origins_before) = self.book(conn, derived, state, &aggregates, &origins).await?;
-        // Like the reference store: every event is validated before anything
-        // is written, and only the events to be inserted teach the book.
-        let mut out = AppendOutcome::default();
-        let mut insert = Vec::with_capacity(events.len());
-        let mut seen = HashSet::with_capacity(events.len());
-        for e in events {
-            if stored.contains(&e.id) || !seen.insert(e.id) {
-                book.check(e)?;
-                out.duplicates.push(e.id);
-            } else {
+    /// The seq of the new row, or `None` if the id was stored already.
+    fn row(&mut self, e: &Event) -> sync_core::Result<Option<u64>> {
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        body = self.bodies.encode_into(e, body)?;
+        let changed = self
+            .stmt
+            .execute(params![&e.id.to_bytes()[..], e.aggregate_id, e.kind, self.source, body])
+            .map_err(storage("inserting events"))?;
+        self.body = body;
+        match changed {
+            0 => Ok(None),
+            _ => Ok(Some(to_u64(self.conn.last_insert_rowid(), "seq")?)),
+        }
+    }
+}
+
+/// Stamps a local batch from the tables (and the mirror, synced first).
+fn stage_local(
+    inner: &Inner,
+    conn: &Connection,
+    derived: &mut Derived,
+    unique: Vec<NewEvent>,
+    check_stored: bool,
+) -> sync_core::Result<(WriteState, Stamped, HashSet<EventId>)> {
+    let node = inner.node;
+    let state = sync_derived(inner, conn, derived)?;
+    let stored = if check_stored {
+        let ids: Vec<EventId> = unique.iter().map(|e| e.id).collect();
+        stored_ids(inner, conn, &ids)?
+    } else {
+        HashSet::new()
+    };
+    let aggregates = distinct(unique.iter().map(|e| e.aggregate_id.as_str()));
+    let (book, origins_before) = book(inner, conn, derived, state, &aggregates, &[node])?;
+    let stamped = stamp_all(book, origins_before, unique, &stored)?;
+    Ok((state, stamped, stored))
+}
+
+fn remote_in(
+    inner: &Inner,
+    conn: &Connection,
+    derived: &mut Derived,
+    events: &[Event],
+    source: &str,
+) -> sync_core::Result<(AppendOutcome, Update)> {
+    let state = sync_derived(inner, conn, derived)?;
+    let aggregates = distinct(events.iter().map(|e| e.aggregate_id.as_str()));
+    let origins = distinct(events.iter().map(|e| e.origin.node));
+    let (mut book, origins_before) = book(inner, conn, derived, state, &aggregates, &origins)?;
+    // Each row is inserted unless its id is stored (or came earlier in the
+    // batch), and that decides how the book sees the event: new events
+    // teach it, duplicates are only checked against it. An event that
+    // fails either fails the batch, and the caller's rollback takes back
+    // every row, as if the whole batch had been validated first.
+    let mut out = AppendOutcome::default();
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut insert = Inserter::new(inner, conn, Some(source))?;
+    for e in events {
+        match insert.row(e)? {
+            Some(seq) => {
                 if book.observe(e)? {
                     out.concurrent.push(e.id);
                 }
                 out.inserted.push(e.id);
-                insert.push(Cow::Borrowed(e));
+                seqs.push((e.aggregate_id.clone(), seq));
             }
-        }
-        let staged = Staged { events: insert, bodies: None, source: Some(source), book, origins_before };
-        let derived = &*derived;
-        match self.write_staged(conn, derived, state, staged, false, Some(derived)).await? {
-            Written::Done(update, _) => Ok((out, update)),
-            // Neither can happen: the ids were looked up and the state read
-            // inside this transaction.
-            Written::Known(_) | Written::Stale(_) => {
-                Err(sync_core::Error::storage("applying events", "the store changed under a write transaction"))
-            }
-        }
-    }
-
-    /// The stored write state, after making `derived` match it: if another
-    /// writer committed since the mirror was last synced, the mirror is
-    /// rebuilt from the tables and the unfolded tail of the log.
-    async fn sync_derived(&self, conn: &mut SqliteConnection, derived: &mut Derived) -> sync_core::Result<WriteState> {
-        let state = self.read_write_state(conn).await?;
-        if derived.state == Some(state) {
-            return Ok(state);
-        }
-        *derived = Derived::default();
-        let rows = sqlx::query(&self.inner.sql.tail)
-            .bind(to_i64(state.folded, "last fold")?)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(storage("reading the unfolded log"))?;
-        let mut clocks: HashMap<String, VectorClock> = HashMap::new();
-        let mut counters: HashMap<NodeId, u64> = HashMap::new();
-        for row in rows {
-            let seq: i64 = row.try_get(0).map_err(storage("reading the unfolded log"))?;
-            let aggregate: String = row.try_get(1).map_err(storage("reading the unfolded log"))?;
-            let bytes: &[u8] = row.try_get(2).map_err(storage("reading the unfolded log"))?;
-            let (origin, clock) = self.inner.bodies.decode_header(bytes)?;
-            clocks.entry(aggregate.clone()).or_default().merge(&clock);
-            let counter = counters.entry(origin.node).or_default();
-            *counter = (*counter).max(origin.counter);
-            derived.tail.push((aggregate, to_u64(seq, "seq")?));
-        }
-        // Current = stored row merged with what the tail adds.
-        let aggregates: Vec<&str> = clocks.keys().map(String::as_str).collect();
-        let mut stored = self.clock_rows(conn, &aggregates).await?;
-        for (aggregate, mut clock) in clocks {
-            if let Some(row) = stored.remove(&aggregate) {
-                clock.merge(&row);
-            }
-            derived.set_dirty(aggregate, clock);
-        }
-        let nodes: Vec<NodeId> = counters.keys().copied().collect();
-        let stored = self.origin_rows(conn, &nodes).await?;
-        for (node, counter) in counters {
-            derived.raise_dirty(node, counter.max(stored.get(&node).copied().unwrap_or(0)));
-        }
-        derived.state = Some(state);
-        Ok(state)
-    }
-
-    async fn read_write_state(&self, conn: &mut SqliteConnection) -> sync_core::Result<WriteState> {
-        let rows = sqlx::query(&self.inner.sql.get_write_state)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(storage("reading the write state"))?;
-        let mut state = WriteState { hlc: Hlc::ZERO, writes: 0, folded: 0 };
-        for row in rows {
-            let key: &str = row.try_get(0).map_err(storage("reading the write state"))?;
-            match key {
-                "hlc" => {
-                    let bytes: &[u8] = row.try_get(1).map_err(storage("reading the HLC"))?;
-                    state.hlc = decode_hlc(bytes)?;
-                }
-                "writes" => {
-                    state.writes = row.try_get(1).map_err(storage("reading the write counter"))?;
-                }
-                _ => {
-                    let folded: i64 = row.try_get(1).map_err(storage("reading the last fold"))?;
-                    state.folded = to_u64(folded, "last fold")?;
-                }
-            }
-        }
-        Ok(state)
-    }
-
-    /// A [`ClockBook`] holding what the batch touches, as the reference
-    /// store builds it, and the origin counters it starts from.
-    async fn book(
-        &self,
-        conn: &mut SqliteConnection,
-        derived: &mut Derived,
-        state: WriteState,
-        aggregates: &[&str],
-        origins: &[NodeId],
-    ) -> sync_core::Result<(ClockBook, Vec<(NodeId, u64)>)> {
-        let mut book = ClockBook::new(self.inner.node, state.hlc, self.inner.limits);
-        let mut missing = Vec::new();
-        for aggregate in aggregates {
-            match derived.clock(aggregate) {
-                Some(clock) => {
-                    book.aggregates.insert((*aggregate).to_owned(), clock.clone());
-                }
-                None => missing.push(*aggregate),
-            }
-        }
-        if !missing.is_empty() {
-            // Rows read inside our transaction before any write of ours are
-            // committed state, so they may enter the cache at once.
-            for (aggregate, clock) in self.clock_rows(conn, &missing).await? {
-                book.aggregates.insert(aggregate.clone(), clock.clone());
-                derived.clocks.insert(aggregate, Known { clock, dirty: false });
-            }
-        }
-        let missing: Vec<NodeId> = origins.iter().copied().filter(|n| derived.counter(*n).is_none()).collect();
-        if !missing.is_empty() {
-            let mut found = self.origin_rows(conn, &missing).await?;
-            for node in missing {
-                // Absent: zero, like the reference store.
-                let counter = found.remove(&node).unwrap_or(0);
-                derived.origins.insert(node, Counter { counter, dirty: false });
-            }
-        }
-        let before: Vec<(NodeId, u64)> = origins.iter().map(|n| (*n, derived.counter(*n).unwrap_or(0))).collect();
-        book.origins = before.iter().copied().collect();
-        Ok((book, before))
-    }
-
-    /// The stored clock rows of `aggregates` (those that have one).
-    async fn clock_rows(
-        &self,
-        conn: &mut SqliteConnection,
-        aggregates: &[&str],
-    ) -> sync_core::Result<HashMap<String, VectorClock>> {
-        let mut clocks = HashMap::with_capacity(aggregates.len());
-        for chunk in aggregates.chunks(MAX_LIST) {
-            let n = padded(chunk.len());
-            let mut query = sqlx::query(self.inner.sql.get_aggregates(n));
-            for i in 0..n {
-                query = query.bind(chunk[i.min(chunk.len() - 1)]);
-            }
-            let rows = query.fetch_all(&mut *conn).await.map_err(storage("reading aggregate clocks"))?;
-            for row in rows {
-                let aggregate: String = row.try_get(0).map_err(storage("reading aggregate clocks"))?;
-                let clock: &[u8] = row.try_get(1).map_err(storage("reading aggregate clocks"))?;
-                clocks.insert(aggregate, decode_clock(clock)?);
-            }
-        }
-        Ok(clocks)
-    }
-
-    /// The stored counters of `nodes` (those that have one).
-    async fn origin_rows(
-        &self,
-        conn: &mut SqliteConnection,
-        nodes: &[NodeId],
-    ) -> sync_core::Result<HashMap<NodeId, u64>> {
-        let mut counters = HashMap::with_capacity(nodes.len());
-        for chunk in nodes.chunks(MAX_LIST) {
-            let bytes: Vec<[u8; 16]> = chunk.iter().map(|n| n.to_bytes()).collect();
-            let n = padded(bytes.len());
-            let mut query = sqlx::query(self.inner.sql.get_origins(n));
-            for i in 0..n {
-                query = query.bind(&bytes[i.min(bytes.len() - 1)][..]);
-            }
-            let rows = query.fetch_all(&mut *conn).await.map_err(storage("reading origin counters"))?;
-            for row in rows {
-                let (node, counter) = origin_row(&row, 0)?;
-                counters.insert(node, counter);
-            }
-        }
-        Ok(counters)
-    }
-
-    /// Which of `ids` the log holds already.
-    async fn stored_ids(&self, conn: &mut SqliteConnection, ids: &[EventId]) -> sync_core::Result<HashSet<EventId>> {
-        let mut found = HashSet::new();
-        for chunk in ids.chunks(MAX_LIST) {
-            let bytes: Vec<[u8; 16]> = chunk.iter().map(|id| id.to_bytes()).collect();
-            let n = padded(bytes.len());
-            let mut query = sqlx::query(self.inner.sql.existing_ids(n));
-            for i in 0..n {
-                query = query.bind(&bytes[i.min(bytes.len() - 1)][..]);
-            }
-            let rows = query.fetch_all(&mut *conn).await.map_err(storage("looking up event ids"))?;
-            for row in rows {
-                let id: &[u8] = row.try_get(0).map_err(storage("reading an event id"))?;
-                found.insert(EventId::from_bytes(sixteen(id, "event id")?));
-            }
-        }
-        Ok(found)
-    }
-
-    /// Inserts the staged events and writes back the bookkeeping, checking
-    /// that no other writer committed since `state`. With `skip_known`, ids
-    /// stored already are skipped, and if there were any the batch comes
-    /// back as [`Written::Known`]. `compare` is the mirror to keep only the
-    /// clocks that changed against (remote batches); without it every clock
-    /// of the book counts as changed, as in a local batch, where every
-    /// aggregate is stamped.
-    async fn write_staged<'a>(
-        &self,
-        conn: &mut SqliteConnection,
-        derived: &Derived,
-        state: WriteState,
-        staged: Staged<'a>,
-        skip_known: bool,
-        compare: Option<&Derived>,
-    ) -> sync_core::Result<Written<'a>> {
-        let Staged { events, bodies, source, book, origins_before } = staged;
-        let (bodies, ends) = match bodies {
-            Some(encoded) => encoded,
-            None => encode_all(self.inner.bodies, &events)?,
-        };
-        let hlc = book.hlc;
-        let (book_clocks, book_origins) = (book.aggregates, book.origins);
-        // Sorting out what changed overlaps the first insert statement.
-        let mut changes = Some(async move {
-            let clocks: Vec<(String, VectorClock)> = match compare {
-                Some(mirror) => book_clocks.into_iter().filter(|(a, c)| mirror.clock(a) != Some(c)).collect(),
-                None => book_clocks.into_iter().collect(),
-            };
-            let origins: Vec<(NodeId, u64)> = book_origins
-                .into_iter()
-                .filter(|(node, counter)| {
-                    origins_before.iter().find(|(n, _)| n == node).is_none_or(|(_, before)| before < counter)
-                })
-                .collect();
-            (clocks, origins)
-        });
-        let mut changed = None;
-        let mut seqs = Vec::with_capacity(events.len());
-        let mut start = 0;
-        for (chunk, chunk_ends) in events.chunks(MAX_INSERT_ROWS).zip(ends.chunks(MAX_INSERT_ROWS)) {
-            let ids: Vec<[u8; 16]> = chunk.iter().map(|e| e.id.to_bytes()).collect();
-            let mut args = sqlx::sqlite::SqliteArguments::default();
-            args.reserve(5 * chunk.len(), 0);
-            for ((e, id), &end) in chunk.iter().zip(&ids).zip(chunk_ends) {
-                bind_event(&mut args, id, e, source, &bodies[start..end])
-                    .map_err(|e| sync_core::Error::storage("binding events", e))?;
-                start = end;
-            }
-            let sql = self.inner.sql.insert_events(chunk.len(), skip_known);
-            let query = sqlx::query_with(&sql, args);
-            let done = match changes.take() {
-                Some(work) => {
-                    let (done, result) = tokio::join!(query.execute(&mut *conn), work);
-                    changed = Some(result);
-                    done
-                }
-                None => query.execute(&mut *conn).await,
-            };
-            let done = done.map_err(storage("inserting events"))?;
-            if done.rows_affected() != chunk.len() as u64 {
-                if skip_known {
-                    return Ok(Written::Known(events));
-                }
-                return Err(sync_core::Error::storage(
-                    "inserting events",
-                    format!("{} of {} rows inserted", done.rows_affected(), chunk.len()),
-                ));
-            }
-            // The rows of one statement get consecutive seqs: AUTOINCREMENT
-            // hands out the largest seq ever used + 1, and we hold the lock.
-            let last = to_u64(done.last_insert_rowid(), "seq")?;
-            seqs.extend(last + 1 - chunk.len() as u64..=last);
-        }
-        let (clocks, origins) = match (changed, changes) {
-            (Some(changed), _) => changed,
-            (None, Some(work)) => work.await,
-            (None, None) => unreachable!("the changes are sorted out exactly once"),
-        };
-        let head = seqs.last().copied();
-        let fold = head.filter(|head| head.saturating_sub(state.folded) >= FOLD_EVERY);
-        // Pairing each aggregate with its seq overlaps the bookkeeping
-        // write, unless the fold needs it first.
-        let pair = || -> Vec<(String, u64)> {
-            events.iter().zip(&seqs).map(|(e, seq)| (e.aggregate_id.clone(), *seq)).collect()
-        };
-        let mut paired = None;
-        if fold.is_some() {
-            paired = Some(pair());
-        }
-
-        if let (Some(head), Some(seqs)) = (fold, &paired) {
-            self.fold(conn, derived, &clocks, &origins, seqs, head).await?;
-        }
-
-        // Bump the write counter and set the HLC in one statement, which
-        // answers the new counter; pair aggregates with seqs meanwhile.
-        let hlc_bytes = encode_hlc(hlc);
-        let query = sqlx::query(&self.inner.sql.put_state).bind(&hlc_bytes[..]);
-        let rows = match paired {
-            Some(_) => query.fetch_all(&mut *conn).await,
             None => {
-                let (rows, seqs) = tokio::join!(query.fetch_all(&mut *conn), async { pair() });
-                paired = Some(seqs);
-                rows
+                book.check(e)?;
+                out.duplicates.push(e.id);
+            }
+        }
+    }
+    drop(insert);
+    match finish(inner, conn, derived, state, book, &origins_before, seqs, true)? {
+        Some(update) => Ok((out, update)),
+        // The state was read inside this transaction.
+        None => Err(sync_core::Error::storage("applying events", "the store changed under a write transaction")),
+    }
+}
+
+/// The stored write state, after making `derived` match it: if another
+/// writer committed since the mirror was last synced, the mirror is
+/// rebuilt from the tables and the unfolded tail of the log.
+fn sync_derived(inner: &Inner, conn: &Connection, derived: &mut Derived) -> sync_core::Result<WriteState> {
+    const ACTION: &str = "reading the unfolded log";
+    let state = read_write_state(inner, conn)?;
+    if derived.state == Some(state) {
+        return Ok(state);
+    }
+    *derived = Derived::default();
+    let mut clocks: HashMap<String, VectorClock> = HashMap::new();
+    let mut counters: HashMap<NodeId, u64> = HashMap::new();
+    let mut stmt = conn.prepare_cached(&inner.sql.tail).map_err(storage(ACTION))?;
+    let mut rows = stmt.query([to_i64(state.folded, "last fold")?]).map_err(storage(ACTION))?;
+    while let Some(row) = rows.next().map_err(storage(ACTION))? {
+        let seq: i64 = row.get(0).map_err(storage(ACTION))?;
+        let aggregate: String = row.get(1).map_err(storage(ACTION))?;
+        let (origin, clock) = inner.bodies.decode_header(blob(row, 2).map_err(storage(ACTION))?)?;
+        clocks.entry(aggregate.clone()).or_default().merge(&clock);
+        let counter = counters.entry(origin.node).or_default();
+        *counter = (*counter).max(origin.counter);
+        derived.tail.push((aggregate, to_u64(seq, "seq")?));
+    }
+    // Current = stored row merged with what the tail adds.
+    for (aggregate, mut clock) in clocks {
+        if let Some(row) = clock_row(inner, conn, &aggregate)? {
+            clock.merge(&row);
+        }
+        derived.set_dirty(aggregate, clock);
+    }
+    for (node, counter) in counters {
+        derived.raise_dirty(node, counter.max(origin_row(inner, conn, node)?.unwrap_or(0)));
+    }
+    derived.state = Some(state);
+    Ok(state)
+}
+
+fn read_write_state(inner: &Inner, conn: &Connection) -> sync_core::Result<WriteState> {
+    const ACTION: &str = "reading the write state";
+    let mut stmt = conn.prepare_cached(&inner.sql.get_write_state).map_err(storage(ACTION))?;
+    let mut rows = stmt.query([]).map_err(storage(ACTION))?;
+    let mut state = WriteState { hlc: Hlc::ZERO, writes: 0, folded: 0 };
+    while let Some(row) = rows.next().map_err(storage(ACTION))? {
+        let key: String = row.get(0).map_err(storage(ACTION))?;
+        match key.as_str() {
+            "hlc" => state.hlc = decode_hlc(blob(row, 1).map_err(storage(ACTION))?)?,
+            "writes" => state.writes = row.get(1).map_err(storage(ACTION))?,
+            _ => state.folded = to_u64(row.get(1).map_err(storage(ACTION))?, "last fold")?,
+        }
+    }
+    Ok(state)
+}
+
+/// A [`ClockBook`] holding what the batch touches, as the reference
+/// store builds it, and the origin counters it starts from.
+fn book(
+    inner: &Inner,
+    conn: &Connection,
+    derived: &mut Derived,
+    state: WriteState,
+    aggregates: &[&str],
+    origins: &[NodeId],
+) -> sync_core::Result<(ClockBook, Vec<(NodeId, u64)>)> {
+    let mut book = ClockBook::new(inner.node, state.hlc, inner.limits);
+    for aggregate in aggregates {
+        let clock = match derived.clock(aggregate) {
+            Some(clock) => Some(clock.clone()),
+            None => {
+                // A row read inside our transaction before any write of
+                // ours is committed state, so it may enter the cache at once.
+                let row = clock_row(inner, conn, aggregate)?;
+                if let Some(clock) = &row {
+                    derived.clocks.insert((*aggregate).to_owned(), Known { clock: clock.clone(), dirty: false });
+                }
+                row
             }
         };
-        let rows = rows.map_err(storage("writing the bookkeeping"))?;
-        let mut writes = None;
-        for row in rows {
-            let key: &str = row.try_get(0).map_err(storage("writing the bookkeeping"))?;
-            if key == "writes" {
-                writes = Some(row.try_get::<i64, _>(1).map_err(storage("writing the bookkeeping"))?);
-            }
+        if let Some(clock) = clock {
+            book.aggregates.insert((*aggregate).to_owned(), clock);
         }
-        if writes != Some(state.writes + 1) {
-            return Ok(Written::Stale(events));
-        }
-        let state = WriteState { hlc, writes: state.writes + 1, folded: fold.unwrap_or(state.folded) };
-        Ok(Written::Done(
-            Update { state, clocks, seqs: paired.unwrap_or_default(), origins, folded: fold.is_some() },
-            events,
-        ))
     }
-
-    /// Writes the aggregate index rows and the clocks of everything changed
-    /// since the last fold, this batch included, and records the fold.
-    async fn fold(
-        &self,
-        conn: &mut SqliteConnection,
-        derived: &Derived,
-        clocks: &[(String, VectorClock)],
-        origins: &[(NodeId, u64)],
-        seqs: &[(String, u64)],
-        head: u64,
-    ) -> sync_core::Result<()> {
-        let sql = &self.inner.sql;
-        // Group the tail by aggregate. A stable sort keeps each aggregate's
-        // seqs ascending.
-        let mut tail: Vec<(&str, u64)> = derived.tail.iter().chain(seqs).map(|(a, seq)| (a.as_str(), *seq)).collect();
-        tail.sort_unstable();
-        let mut rows: Vec<(&str, String)> = Vec::new();
-        for (aggregate, seq) in tail {
-            let list = match rows.last_mut() {
-                Some((last, list)) if *last == aggregate => {
-                    list.push(',');
-                    list
-                }
-                _ => {
-                    rows.push((aggregate, String::new()));
-                    &mut rows.last_mut().expect("just pushed").1
-                }
-            };
-            let _ = write!(list, "{seq}");
+    for node in origins {
+        if derived.counter(*node).is_none() {
+            // Absent: zero, like the reference store.
+            let counter = origin_row(inner, conn, *node)?.unwrap_or(0);
+            derived.origins.insert(*node, Counter { counter, dirty: false });
         }
-        // Rows in key order, so the rows of this fold are appended together.
-        let fold = to_i64(head, "seq")?;
-        for chunk in rows.chunks(MAX_LIST) {
-            let n = padded(chunk.len());
-            let mut query = sqlx::query(sql.put_index(n));
-            for i in 0..n {
-                let (aggregate, list) = &chunk[i.min(chunk.len() - 1)];
-                query = query.bind(fold).bind(*aggregate).bind(list.as_str());
-            }
-            query.execute(&mut *conn).await.map_err(storage("folding the aggregate index"))?;
-        }
-        sqlx::query(&sql.add_fold)
-            .bind(fold)
-            .execute(&mut *conn)
-            .await
-            .map_err(storage("folding the aggregate index"))?;
-
-        let fresh: HashSet<&str> = clocks.iter().map(|(a, _)| a.as_str()).collect();
-        let older = derived
-            .dirty
-            .iter()
-            .filter(|a| !fresh.contains(a.as_str()))
-            .filter_map(|a| derived.clock(a).map(|c| (a.as_str(), c)));
-        let all: Vec<(&str, &VectorClock)> = clocks.iter().map(|(a, c)| (a.as_str(), c)).chain(older).collect();
-        self.put_clocks(conn, &all).await?;
-
-        // Counters only rise, so writing an older value of a node this
-        // batch raised again does no harm.
-        let counters: Vec<(NodeId, u64)> = derived
-            .dirty_origins
-            .iter()
-            .filter_map(|n| derived.counter(*n).map(|c| (*n, c)))
-            .chain(origins.iter().copied())
-            .collect();
-        self.put_counters(conn, &counters).await
     }
+    let before: Vec<(NodeId, u64)> = origins.iter().map(|n| (*n, derived.counter(*n).unwrap_or(0))).collect();
+    book.origins = before.iter().copied().collect();
+    Ok((book, before))
+}
 
-    async fn put_counters(&self, conn: &mut SqliteConnection, counters: &[(NodeId, u64)]) -> sync_core::Result<()> {
-        for chunk in counters.chunks(MAX_LIST) {
-            let nodes: Vec<[u8; 16]> = chunk.iter().map(|(n, _)| n.to_bytes()).collect();
-            let n = padded(chunk.len());
-            let mut query = sqlx::query(self.inner.sql.put_origins(n));
-            for i in 0..n {
-                let i = i.min(chunk.len() - 1);
-                query = query.bind(&nodes[i][..]).bind(to_i64(chunk[i].1, "origin counter")?);
-            }
-            query.execute(&mut *conn).await.map_err(storage("writing origin counters"))?;
-        }
-        Ok(())
-    }
-
-    async fn put_clocks(&self, conn: &mut SqliteConnection, clocks: &[(&str, &VectorClock)]) -> sync_core::Result<()> {
-        for chunk in clocks.chunks(MAX_LIST) {
-            let encoded: Vec<Vec<u8>> = chunk
-                .iter()
-                .map(|(_, clock)| sync_core::Codec::Postcard.encode(*clock))
-                .collect::<sync_core::Result<_>>()?;
-            let n = padded(chunk.len());
-            let mut query = sqlx::query(self.inner.sql.put_aggregates(n));
-            for i in 0..n {
-                let i = i.min(chunk.len() - 1);
-                query = query.bind(chunk[i].0).bind(&encoded[i][..]);
-            }
-            query.execute(&mut *conn).await.map_err(storage("writing aggregate clocks"))?;
-        }
-        Ok(())
+/// The stored clock row of `aggregate`, if it has one.
+fn clock_row(inner: &Inner, conn: &Connection, aggregate: &str) -> sync_core::Result<Option<VectorClock>> {
+    const ACTION: &str = "reading aggregate clocks";
+    let mut stmt = conn.prepare_cached(&inner.sql.get_aggregate).map_err(storage(ACTION))?;
+    let mut rows = stmt.query([aggregate]).map_err(storage(ACTION))?;
+    match rows.next().map_err(storage(ACTION))? {
+        Some(row) => Ok(Some(decode_clock(blob(row, 0).map_err(storage(ACTION))?)?)),
+        None => Ok(None),
     }
 }
 
-/// Binds the columns of one event row.
-fn bind_event<'q>(
-    args: &mut sqlx::sqlite::SqliteArguments<'q>,
-    id: &'q [u8; 16],
-    event: &'q Event,
-    source: Option<&'q str>,
-    body: &'q [u8],
-) -> Result<(), sqlx::error::BoxDynError> {
-    args.add(&id[..])?;
-    args.add(event.aggregate_id.as_str())?;
-    args.add(event.kind.as_str())?;
-    args.add(source)?;
-    args.add(body)
+/// The stored counter of `node`, if it has one.
+fn origin_row(inner: &Inner, conn: &Connection, node: NodeId) -> sync_core::Result<Option<u64>> {
+    const ACTION: &str = "reading origin counters";
+    let counter: Option<i64> = conn
+        .prepare_cached(&inner.sql.get_origin)
+        .and_then(|mut stmt| stmt.query_row([&node.to_bytes()[..]], |row| row.get(0)).optional())
+        .map_err(storage(ACTION))?;
+    counter.map(|c| to_u64(c, "origin counter")).transpose()
 }
 
-async fn rollback(tx: Transaction<'static, Sqlite>) {
-    // If the rollback itself fails, dropping the connection rolls back
-    // anyway; the error that made us roll back is the useful one.
-    let _ = tx.rollback().await;
+/// Which of `ids` the log holds already.
+fn stored_ids(inner: &Inner, conn: &Connection, ids: &[EventId]) -> sync_core::Result<HashSet<EventId>> {
+    const ACTION: &str = "looking up event ids";
+    let mut stmt = conn.prepare_cached(&inner.sql.is_stored).map_err(storage(ACTION))?;
+    let mut found = HashSet::new();
+    for id in ids {
+        if stmt.exists([&id.to_bytes()[..]]).map_err(storage(ACTION))? {
+            found.insert(*id);
+        }
+    }
+    Ok(found)
+}
+
+/// Writes back the bookkeeping of a batch whose events are inserted
+/// (`seqs`), checking that no other writer committed since `state`; `None`
+/// if one did. For a remote batch only the clocks that differ from the
+/// mirror count as changed; in a local batch every aggregate is stamped.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    inner: &Inner,
+    conn: &Connection,
+    derived: &Derived,
+    state: WriteState,
+    book: ClockBook,
+    origins_before: &[(NodeId, u64)],
+    seqs: Vec<(String, u64)>,
+    remote: bool,
+) -> sync_core::Result<Option<Update>> {
+    const ACTION: &str = "writing the bookkeeping";
+    let hlc = book.hlc;
+    let clocks: Vec<(String, VectorClock)> = if remote {
+        book.aggregates.into_iter().filter(|(a, c)| derived.clock(a) != Some(c)).collect()
+    } else {
+        book.aggregates.into_iter().collect()
+    };
+    let origins: Vec<(NodeId, u64)> = book
+        .origins
+        .into_iter()
+        .filter(|(node, counter)| {
+            origins_before.iter().find(|(n, _)| n == node).is_none_or(|(_, before)| before < counter)
+        })
+        .collect();
+    let head = seqs.last().map(|(_, seq)| *seq);
+    let fold = head.filter(|head| head.saturating_sub(state.folded) >= FOLD_EVERY);
+    if let Some(head) = fold {
+        write_fold(inner, conn, derived, &clocks, &origins, &seqs, head)?;
+    }
+    // Bump the write counter and set the HLC in one statement, which
+    // answers the new counter.
+    let mut stmt = conn.prepare_cached(&inner.sql.put_state).map_err(storage(ACTION))?;
+    let mut rows = stmt.query([&encode_hlc(hlc)[..]]).map_err(storage(ACTION))?;
+    let mut writes = None;
+    while let Some(row) = rows.next().map_err(storage(ACTION))? {
+        let key: String = row.get(0).map_err(storage(ACTION))?;
+        if key == "writes" {
+            writes = Some(row.get::<_, i64>(1).map_err(storage(ACTION))?);
+        }
+    }
+    if writes != Some(state.writes + 1) {
+        return Ok(None);
+    }
+    let state = WriteState { hlc, writes: state.writes + 1, folded: fold.unwrap_or(state.folded) };
+    Ok(Some(Update { state, clocks, seqs, origins, folded: fold.is_some() }))
+}
+
+/// Writes the aggregate index rows and the clocks of everything changed
+/// since the last fold, this batch included, and records the fold.
+fn write_fold(
+    inner: &Inner,
+    conn: &Connection,
+    derived: &Derived,
+    clocks: &[(String, VectorClock)],
+    origins: &[(NodeId, u64)],
+    seqs: &[(String, u64)],
+    head: u64,
+) -> sync_core::Result<()> {
+    const ACTION: &str = "folding the aggregate index";
+    let sql = &inner.sql;
+    // Group the tail by aggregate; sorting keeps each aggregate's seqs
+    // ascending.
+    let mut tail: Vec<(&str, u64)> = derived.tail.iter().chain(seqs).map(|(a, seq)| (a.as_str(), *seq)).collect();
+    tail.sort_unstable();
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    for (aggregate, seq) in tail {
+        let list = match rows.last_mut() {
+            Some((last, list)) if *last == aggregate => {
+                list.push(',');
+                list
+            }
+            _ => {
+                rows.push((aggregate, String::new()));
+                &mut rows.last_mut().expect("just pushed").1
+            }
+        };
+        let _ = write!(list, "{seq}");
+    }
+    // Rows in key order, so the rows of this fold are appended together.
+    let fold = to_i64(head, "seq")?;
+    let mut put_index = conn.prepare_cached(&sql.put_index).map_err(storage(ACTION))?;
+    for (aggregate, list) in &rows {
+        put_index.execute(params![fold, aggregate, list]).map_err(storage(ACTION))?;
+    }
+    conn.prepare_cached(&sql.add_fold).and_then(|mut stmt| stmt.execute([fold])).map_err(storage(ACTION))?;
+
+    let mut put_clock = conn.prepare_cached(&sql.put_aggregate).map_err(storage(ACTION))?;
+    let fresh: HashSet<&str> = clocks.iter().map(|(a, _)| a.as_str()).collect();
+    let older = derived
+        .dirty
+        .iter()
+        .filter(|a| !fresh.contains(a.as_str()))
+        .filter_map(|a| derived.clock(a).map(|c| (a.as_str(), c)));
+    for (aggregate, clock) in clocks.iter().map(|(a, c)| (a.as_str(), c)).chain(older) {
+        let clock = sync_core::Codec::Postcard.encode(clock)?;
+        put_clock.execute(params![aggregate, clock]).map_err(storage("writing aggregate clocks"))?;
+    }
+
+    // Counters only rise, so writing an older value of a node this batch
+    // raised again does no harm.
+    let mut put_origin = conn.prepare_cached(&sql.put_origin).map_err(storage(ACTION))?;
+    let counters = derived
+        .dirty_origins
+        .iter()
+        .filter_map(|n| derived.counter(*n).map(|c| (*n, c)))
+        .chain(origins.iter().copied());
+    for (node, counter) in counters {
+        put_origin
+            .execute(params![&node.to_bytes()[..], to_i64(counter, "origin counter")?])
+            .map_err(storage("writing origin counters"))?;
+    }
+    Ok(())
 }
 
 /// The outcome of a local batch, in batch order like the reference store:

@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection, SqliteConnection, sqlite::SqliteConnectOptions};
 use sync_core::{ClockBook, ErrorCode, EventStore, Hlc, Limits, NewEvent, NodeId};
+use sync_store_sqlite::rusqlite::{self, Connection};
 use sync_store_sqlite::{Durability, Error, SqliteConfig, SqliteStore};
 
 fn temp_db() -> (tempfile::TempDir, PathBuf) {
@@ -18,20 +18,28 @@ async fn open(config: SqliteConfig) -> SqliteStore {
     SqliteStore::open(config).await.expect("open store")
 }
 
-async fn pragma_text(store: &SqliteStore, name: &str) -> String {
-    let mut conn = store.pool().acquire().await.expect("acquire");
-    let row: (String,) = sqlx::query_as(&format!("PRAGMA {name}")).fetch_one(&mut *conn).await.expect("pragma");
-    row.0
+/// Runs `f` on a connection of the store's pool, on a blocking thread.
+async fn with_pooled<T: Send + 'static>(
+    store: &SqliteStore,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+) -> T {
+    let pool = store.pool().expect("open store");
+    tokio::task::spawn_blocking(move || f(&pool.get().expect("pooled connection")).expect("query"))
+        .await
+        .expect("blocking task")
 }
 
-async fn pragma_int(store: &SqliteStore, name: &str) -> i64 {
-    let mut conn = store.pool().acquire().await.expect("acquire");
-    sqlx::query_scalar(&format!("PRAGMA {name}")).fetch_one(&mut *conn).await.expect("pragma")
+async fn pragma_text(store: &SqliteStore, name: &'static str) -> String {
+    with_pooled(store, move |conn| conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))).await
+}
+
+async fn pragma_int(store: &SqliteStore, name: &'static str) -> i64 {
+    with_pooled(store, move |conn| conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))).await
 }
 
 /// A connection outside the store's pool, as another process would have.
-async fn outsider(path: &Path) -> SqliteConnection {
-    SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path)).await.expect("outside connection")
+fn outsider(path: &Path) -> Connection {
+    Connection::open(path).expect("outside connection")
 }
 
 fn events(n: usize) -> Vec<NewEvent> {
@@ -72,11 +80,12 @@ async fn table_prefix_names_every_table() {
     let (_dir, path) = temp_db();
     let store = open(SqliteConfig::new(&path).table_prefix("app_sync_")).await;
     store.append(events(2)).await.unwrap();
-    let names: Vec<(String, String)> =
-        sqlx::query_as("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
+    let names: Vec<(String, String)> = with_pooled(&store, |conn| {
+        conn.prepare("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect()
+    })
+    .await;
     let tables: BTreeSet<&str> =
         names.iter().filter(|(kind, _)| kind == "table").map(|(_, name)| name.as_str()).collect();
     assert_eq!(
@@ -97,12 +106,14 @@ async fn table_prefix_names_every_table() {
     let other = open(SqliteConfig::new(&path)).await;
     assert_ne!(other.node_id(), store.node_id());
     assert_eq!(other.head().await.unwrap(), sync_core::Cursor::START);
-    let default_tables: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'synckit\\_%' ESCAPE '\\'",
-    )
-    .fetch_one(other.pool())
-    .await
-    .unwrap();
+    let default_tables: i64 = with_pooled(&other, |conn| {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'synckit\\_%' ESCAPE '\\'",
+            [],
+            |row| row.get(0),
+        )
+    })
+    .await;
     assert_eq!(default_tables, 7, "the default prefix is synckit_");
 }
 
@@ -128,8 +139,8 @@ async fn busy_timeout_bounds_the_wait_for_another_writer() {
     assert_eq!(pragma_int(&impatient, "busy_timeout").await, 200);
     assert_eq!(pragma_int(&patient, "busy_timeout").await, 20_000);
 
-    let mut other = outsider(&path).await;
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+    let other = outsider(&path);
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let start = Instant::now();
     let err = impatient.append(events(1)).await.unwrap_err();
     let waited = start.elapsed();
@@ -144,33 +155,41 @@ async fn busy_timeout_bounds_the_wait_for_another_writer() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!writer.is_finished(), "waits while the lock is held");
-    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    other.execute_batch("COMMIT").unwrap();
     assert_eq!(writer.await.unwrap().unwrap().inserted.len(), 1);
 }
 
 #[tokio::test]
 async fn pool_sizes_are_applied() {
     let (_dir, path) = temp_db();
+    let lazy = open(SqliteConfig::new(&path)).await;
+    let pool = lazy.pool().unwrap();
+    assert_eq!((pool.max_size(), pool.min_idle()), (4, Some(0)));
+    assert_eq!(pool.state().connections, 0, "connections open when first needed");
+    lazy.head().await.unwrap();
+    assert_eq!(pool.state().connections, 1);
+
     let store = open(SqliteConfig::new(&path).max_connections(3).min_connections(2)).await;
-    let options = store.pool().options();
-    assert_eq!((options.get_max_connections(), options.get_min_connections()), (3, 2));
-    assert!(store.pool().size() >= 2, "min connections open at start");
-    let held = [
-        store.pool().acquire().await.unwrap(),
-        store.pool().acquire().await.unwrap(),
-        store.pool().acquire().await.unwrap(),
-    ];
-    assert_eq!(store.pool().size(), 3);
-    assert!(store.pool().try_acquire().is_none(), "no fourth connection");
+    let pool = store.pool().unwrap();
+    assert_eq!((pool.max_size(), pool.min_idle()), (3, Some(2)));
+    assert!(pool.state().connections >= 2, "min connections open at start");
+    let held = tokio::task::spawn_blocking(move || [pool.get().unwrap(), pool.get().unwrap(), pool.get().unwrap()])
+        .await
+        .unwrap();
+    let pool = store.pool().unwrap();
+    assert_eq!(pool.state().connections, 3);
+    assert!(pool.try_get().is_none(), "no fourth connection");
     drop(held);
+    assert!(pool.try_get().is_some());
 }
 
 #[tokio::test]
 async fn acquire_timeout_bounds_the_wait_for_a_connection() {
     let (_dir, path) = temp_db();
     let store = open(SqliteConfig::new(&path).max_connections(1).acquire_timeout(Duration::from_millis(200))).await;
-    assert_eq!(store.pool().options().get_acquire_timeout(), Duration::from_millis(200));
-    let held = store.pool().acquire().await.unwrap();
+    let pool = store.pool().unwrap();
+    assert_eq!(pool.connection_timeout(), Duration::from_millis(200));
+    let held = tokio::task::spawn_blocking(move || pool.get().unwrap()).await.unwrap();
     let start = Instant::now();
     let err = store.head().await.unwrap_err();
     let waited = start.elapsed();
@@ -180,62 +199,20 @@ async fn acquire_timeout_bounds_the_wait_for_a_connection() {
     store.head().await.unwrap();
 }
 
-/// True when the pool hands out the same connection as when the marker was
-/// made (TEMP tables live and die with their connection).
-async fn same_connection(store: &SqliteStore) -> bool {
-    let mut conn = store.pool().acquire().await.unwrap();
-    let found: i64 = sqlx::query_scalar("SELECT count(*) FROM temp.sqlite_master WHERE name = 'marker'")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    found == 1
-}
-
-async fn mark_connection(store: &SqliteStore) {
-    let mut conn = store.pool().acquire().await.unwrap();
-    sqlx::query("CREATE TEMP TABLE marker (x)").execute(&mut *conn).await.unwrap();
-}
-
 #[tokio::test]
-async fn idle_timeout_closes_idle_connections() {
+async fn a_closed_store_refuses_calls_and_releases_its_connections() {
     let (_dir, path) = temp_db();
-    let base = SqliteConfig::new(&path).max_connections(1).max_lifetime(None);
-
-    let kept = open(base.clone()).await;
-    mark_connection(&kept).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(same_connection(&kept).await, "default idle timeout is minutes");
-    kept.close().await.unwrap();
-
-    let reaped = open(base.idle_timeout(Duration::from_millis(150))).await;
-    assert_eq!(reaped.pool().options().get_idle_timeout(), Some(Duration::from_millis(150)));
-    mark_connection(&reaped).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(reaped.pool().size(), 0, "the idle connection was closed");
-    assert!(!same_connection(&reaped).await);
-}
-
-#[tokio::test]
-async fn max_lifetime_retires_busy_connections() {
-    let (_dir, path) = temp_db();
-    // No idle timeout, and the connection is used every 20 ms: only its age
-    // can retire it.
-    let base = SqliteConfig::new(&path).max_connections(1).idle_timeout(None);
-    for (lifetime, expect_retired) in [(None, false), (Some(Duration::from_millis(150)), true)] {
-        let store = open(base.clone().max_lifetime(lifetime)).await;
-        assert_eq!(store.pool().options().get_max_lifetime(), lifetime);
-        mark_connection(&store).await;
-        let mut retired = false;
-        for _ in 0..35 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            if !same_connection(&store).await {
-                retired = true;
-                break;
-            }
-        }
-        assert_eq!(retired, expect_retired, "max_lifetime {lifetime:?}");
-        store.close().await.unwrap();
-    }
+    let store = open(SqliteConfig::new(&path).min_connections(2)).await;
+    store.append(events(1)).await.unwrap();
+    let clone = store.clone();
+    store.close().await.unwrap();
+    assert!(clone.pool().is_none());
+    let err = clone.head().await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Storage, "{err}");
+    assert!(err.to_string().contains("closed"), "{err}");
+    assert!(clone.append(events(1)).await.is_err());
+    // Every connection closed: the last one checkpointed and removed the WAL.
+    assert!(!path.with_extension("db-wal").exists());
 }
 
 #[tokio::test]
@@ -261,9 +238,9 @@ async fn limits_are_enforced() {
 async fn a_schema_from_a_newer_build_is_refused() {
     let (_dir, path) = temp_db();
     open(SqliteConfig::new(&path)).await.close().await.unwrap();
-    let mut conn = outsider(&path).await;
-    sqlx::query("UPDATE synckit_meta SET value = 99 WHERE key = 'schema_version'").execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
+    let conn = outsider(&path);
+    conn.execute("UPDATE synckit_meta SET value = 99 WHERE key = 'schema_version'", []).unwrap();
+    drop(conn);
     let err = SqliteStore::open(SqliteConfig::new(&path)).await.unwrap_err();
     assert!(matches!(err, Error::SchemaTooNew { found: 99, .. }), "{err}");
     assert_eq!(err.code(), ErrorCode::Storage);
@@ -276,4 +253,18 @@ async fn bad_pool_settings_are_rejected() {
     assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
     let err = SqliteStore::open(SqliteConfig::new(&path).max_connections(1).min_connections(2)).await.unwrap_err();
     assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+    let err = SqliteStore::open(SqliteConfig::new(&path).acquire_timeout(Duration::ZERO)).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+    assert!(!path.exists(), "nothing is created for a bad config");
+}
+
+#[tokio::test]
+async fn an_unopenable_path_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-such-dir").join("store.db");
+    let start = Instant::now();
+    let err = SqliteStore::open(SqliteConfig::new(&path)).await.unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err}");
+    assert!(err.to_string().contains("no-such-dir"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(5), "not after the acquire timeout");
 }

@@ -74,6 +74,17 @@ const MIGRATIONS: &[&str] = &[
 /// one aggregate scans the tail at ~80 ns per event.
 pub(crate) const FOLD_EVERY: u64 = 32_768;
 
+/// Most rows per insert statement (5 variables each).
+pub(crate) const MAX_INSERT_ROWS: usize = 256;
+
+/// How many of `remaining` (at least 1) rows the next insert statement
+/// takes: the largest power of two that fits, so that a few prepared
+/// statements serve every batch.
+pub(crate) fn insert_chunk(remaining: usize) -> usize {
+    debug_assert!(remaining > 0);
+    1 << remaining.min(MAX_INSERT_ROWS).ilog2()
+}
+
 /// The newest schema version this build writes.
 pub(crate) const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -102,8 +113,8 @@ pub(crate) struct Sql {
     pub(crate) put_aggregate: String,
     pub(crate) put_origin: String,
     pub(crate) put_index: String,
-    /// Skips an id stored already (0 rows changed).
-    pub(crate) insert_new_event: String,
+    /// `insert_events[k]` inserts `2^k` rows (see [`Sql::insert_events`]).
+    insert_events: Vec<String>,
 }
 
 impl Sql {
@@ -190,11 +201,26 @@ impl Sql {
                  RETURNING key, value"
             ),
             put_index: format!("INSERT INTO {p}aggregate_index (fold, aggregate_id, seqs) VALUES (?, ?, ?)"),
-            insert_new_event: format!(
-                "INSERT INTO {p}events (id, aggregate_id, kind, source, body) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (id) DO NOTHING"
-            ),
+            insert_events: (0..=MAX_INSERT_ROWS.trailing_zeros())
+                .map(|k| {
+                    let rows = vec!["(?, ?, ?, ?, ?)"; 1 << k].join(", ");
+                    format!(
+                        "INSERT INTO {p}events (id, aggregate_id, kind, source, body) VALUES {rows} \
+                         ON CONFLICT (id) DO NOTHING RETURNING id, seq"
+                    )
+                })
+                .collect(),
         }
+    }
+
+    /// Inserts `n` event rows, `n` a power of two up to [`MAX_INSERT_ROWS`]
+    /// (see [`insert_chunk`]), skipping ids stored already or repeated in
+    /// the statement, and answers the id and seq of each row inserted. One
+    /// statement for many rows: SQLite's per-statement work (cursors,
+    /// `AUTOINCREMENT` bookkeeping) costs as much as a row.
+    pub(crate) fn insert_events(&self, n: usize) -> &str {
+        debug_assert!(n.is_power_of_two() && n <= MAX_INSERT_ROWS, "{n} rows");
+        &self.insert_events[n.trailing_zeros() as usize]
     }
 
     /// The SQL of the migration that upgrades `from` to `from + 1`.
@@ -216,9 +242,10 @@ mod tests {
     fn statements_use_the_prefix() {
         let sql = Sql::new("x_");
         assert_eq!(sql.is_stored, "SELECT 1 FROM x_events WHERE id = ?");
-        assert!(
-            sql.insert_new_event.starts_with("INSERT INTO x_events") && sql.insert_new_event.ends_with("DO NOTHING")
-        );
+        assert!(sql.insert_events(1).starts_with("INSERT INTO x_events"));
+        assert_eq!(sql.insert_events(4).matches('?').count(), 20);
+        assert_eq!(sql.insert_events(MAX_INSERT_ROWS).matches('?').count(), 5 * MAX_INSERT_ROWS);
+        assert_eq!((insert_chunk(1), insert_chunk(3), insert_chunk(256), insert_chunk(5000)), (1, 2, 256, 256));
         assert_eq!(sql.put_state.matches('?').count(), 1);
         let migration = sql.migration(0);
         assert!(migration.trim_start().starts_with("CREATE TABLE x_events"), "{migration}");

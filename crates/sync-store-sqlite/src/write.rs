@@ -24,11 +24,10 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use sync_core::{AppendOutcome, ClockBook, Event, EventId, Hlc, NewEvent, NodeId, VectorClock};
 
-use crate::body::Bodies;
 use crate::error::storage;
-use crate::schema::FOLD_EVERY;
+use crate::schema::{FOLD_EVERY, MAX_INSERT_ROWS, insert_chunk};
 use crate::store::{
-    Inner, SqliteStore, blob, blocking, decode_clock, decode_hlc, distinct, encode_hlc, to_i64, to_u64,
+    Inner, SqliteStore, blob, blocking, decode_clock, decode_hlc, distinct, encode_hlc, sixteen, to_i64, to_u64,
 };
 
 /// Most clocks and origin counters kept in memory; past it, the cache
@@ -338,47 +337,54 @@ fn write_local(
 /// Inserts a local batch in order and answers the aggregate and seq of
 /// each event, or `None` if an id was stored already.
 fn insert_local(inner: &Inner, conn: &Connection, events: &[Event]) -> sync_core::Result<Option<Vec<(String, u64)>>> {
-    let mut insert = Inserter::new(inner, conn, None)?;
-    let mut seqs = Vec::with_capacity(events.len());
-    for e in events {
-        match insert.row(e)? {
-            Some(seq) => seqs.push((e.aggregate_id.clone(), seq)),
-            None => return Ok(None),
-        }
+    let seqs = insert_rows(inner, conn, events, None)?;
+    if seqs.len() < events.len() {
+        return Ok(None);
     }
-    Ok(Some(seqs))
+    Ok(Some(events.iter().map(|e| (e.aggregate_id.clone(), seqs[&e.id])).collect()))
 }
 
-/// Inserts event rows, skipping ids stored already.
-struct Inserter<'c> {
-    stmt: rusqlite::CachedStatement<'c>,
-    conn: &'c Connection,
-    bodies: Bodies,
-    source: Option<&'c str>,
-    body: Vec<u8>,
-}
-
-impl<'c> Inserter<'c> {
-    fn new(inner: &'c Inner, conn: &'c Connection, source: Option<&'c str>) -> sync_core::Result<Self> {
-        let stmt = conn.prepare_cached(&inner.sql.insert_new_event).map_err(storage("inserting events"))?;
-        Ok(Inserter { stmt, conn, bodies: inner.bodies, source, body: Vec::with_capacity(256) })
-    }
-
-    /// The seq of the new row, or `None` if the id was stored already.
-    fn row(&mut self, e: &Event) -> sync_core::Result<Option<u64>> {
-        let mut body = std::mem::take(&mut self.body);
+/// Inserts `events` in batch order, skipping ids stored already or
+/// repeated, and answers the seq of each event inserted by its id.
+fn insert_rows(
+    inner: &Inner,
+    conn: &Connection,
+    events: &[Event],
+    source: Option<&str>,
+) -> sync_core::Result<HashMap<EventId, u64>> {
+    const ACTION: &str = "inserting events";
+    let mut seqs = HashMap::with_capacity(events.len());
+    let mut body = Vec::with_capacity(MAX_INSERT_ROWS * 256);
+    let mut ends = Vec::with_capacity(MAX_INSERT_ROWS);
+    let mut rest = events;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(insert_chunk(rest.len()));
+        rest = tail;
         body.clear();
-        body = self.bodies.encode_into(e, body)?;
-        let changed = self
-            .stmt
-            .execute(params![&e.id.to_bytes()[..], e.aggregate_id, e.kind, self.source, body])
-            .map_err(storage("inserting events"))?;
-        self.body = body;
-        match changed {
-            0 => Ok(None),
-            _ => Ok(Some(to_u64(self.conn.last_insert_rowid(), "seq")?)),
+        ends.clear();
+        for e in chunk {
+            body = inner.bodies.encode_into(e, body)?;
+            ends.push(body.len());
+        }
+        let mut stmt = conn.prepare_cached(inner.sql.insert_events(chunk.len())).map_err(storage(ACTION))?;
+        let mut start = 0;
+        for (i, (e, &end)) in chunk.iter().zip(&ends).enumerate() {
+            let at = 5 * i;
+            stmt.raw_bind_parameter(at + 1, &e.id.to_bytes()[..]).map_err(storage(ACTION))?;
+            stmt.raw_bind_parameter(at + 2, e.aggregate_id.as_str()).map_err(storage(ACTION))?;
+            stmt.raw_bind_parameter(at + 3, e.kind.as_str()).map_err(storage(ACTION))?;
+            stmt.raw_bind_parameter(at + 4, source).map_err(storage(ACTION))?;
+            stmt.raw_bind_parameter(at + 5, &body[start..end]).map_err(storage(ACTION))?;
+            start = end;
+        }
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows.next().map_err(storage(ACTION))? {
+            let id = EventId::from_bytes(sixteen(blob(row, 0).map_err(storage(ACTION))?, "event id")?);
+            let seq: i64 = row.get(1).map_err(storage(ACTION))?;
+            seqs.insert(id, to_u64(seq, "seq")?);
         }
     }
+    Ok(seqs)
 }
 
 /// Stamps a local batch from the tables (and the mirror, synced first).
@@ -414,16 +420,17 @@ fn remote_in(
     let aggregates = distinct(events.iter().map(|e| e.aggregate_id.as_str()));
     let origins = distinct(events.iter().map(|e| e.origin.node));
     let (mut book, origins_before) = book(inner, conn, derived, state, &aggregates, &origins)?;
-    // Each row is inserted unless its id is stored (or came earlier in the
-    // batch), and that decides how the book sees the event: new events
-    // teach it, duplicates are only checked against it. An event that
-    // fails either fails the batch, and the caller's rollback takes back
-    // every row, as if the whole batch had been validated first.
+    // Every row is inserted unless its id is stored (or came earlier in the
+    // batch), and that decides how the book sees the event, in batch order:
+    // new events teach it, duplicates are only checked against it. An event
+    // that fails either fails the batch, and the caller's rollback takes
+    // back every row, as if the whole batch had been validated first.
     let mut out = AppendOutcome::default();
-    let mut seqs = Vec::with_capacity(events.len());
-    let mut insert = Inserter::new(inner, conn, Some(source))?;
+    let mut inserted = insert_rows(inner, conn, events, Some(source))?;
+    let mut seqs = Vec::with_capacity(inserted.len());
     for e in events {
-        match insert.row(e)? {
+        // A repeat within the batch finds its id taken out already.
+        match inserted.remove(&e.id) {
             Some(seq) => {
                 if book.observe(e)? {
                     out.concurrent.push(e.id);
@@ -437,7 +444,6 @@ fn remote_in(
             }
         }
     }
-    drop(insert);
     match finish(inner, conn, derived, state, book, &origins_before, seqs, true)? {
         Some(update) => Ok((out, update)),
         // The state was read inside this transaction.

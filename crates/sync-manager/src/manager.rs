@@ -1,9 +1,13 @@
 //! [`SyncManager`], its [`Builder`] and the push / pull loop.
 
 use std::collections::{BTreeSet, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesOrdered;
 use sync_core::{
     AppendOutcome, Checkpoint, CompressRequests, ConflictResolver, Cursor, Error, ErrorCode, Event, EventId,
     EventStore, Filter, LastWriteWins, NewEvent, Page, PushAck, PushResult, PushStatus, ResolvedConflict, Result,
@@ -11,6 +15,10 @@ use sync_core::{
 };
 use tokio::sync::{Mutex, broadcast, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
+
+/// Push requests in flight at once. Two keep the peer busy: it stores one
+/// page while the next is encoded, sent and decoded.
+const PUSH_WINDOW: usize = 2;
 
 use crate::error::{BuildError, ZeroBatchSizeSnafu, ZeroDurationSnafu};
 
@@ -389,9 +397,12 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
     }
 
     /// Sends local events after the push checkpoint, skipping those that
-    /// came from this peer; the checkpoint moves only after the peer's ack.
-    /// The next page is read from the store while the current one is in
-    /// flight.
+    /// came from this peer. Up to [`PUSH_WINDOW`] pages are in flight at
+    /// once while the next one is read from the store, so the peer stores
+    /// one page while the next travels; acknowledgements are taken in page
+    /// order, and the checkpoint moves past a page only once it and every
+    /// page before it are acknowledged. (The peer may store two pages in
+    /// either order: delivery order does not matter, invariant 2.)
     async fn push_pages(
         &self,
         transport: &T,
@@ -401,48 +412,74 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
     ) -> Result<()> {
         let (store, o) = (&self.inner.store, &self.inner.options);
         let peer = transport.peer();
-        let load = |after: Cursor| async move { store.load(&after, o.batch_size, &o.filter, skip_source).await };
-        let mut page = load(cp.pushed).await?;
+        // Where the next page starts (`None`: no more), the page being read,
+        // and the pushes in flight with the cursor after each page.
+        let mut next = Some(cp.pushed);
+        let mut loading: Option<Pin<Box<dyn Future<Output = Result<Page>> + Send + '_>>> = None;
+        let mut inflight = FuturesOrdered::new();
         loop {
-            let (next, has_more) = (page.next, page.has_more);
-            let sent: Vec<_> = page.events.iter().map(|e| e.id).collect();
-            let send = async {
-                if sent.is_empty() { Ok(None) } else { self.timed("push", transport.push(page.events)).await.map(Some) }
-            };
-            let read_ahead = async { if has_more { Some(load(next).await) } else { None } };
-            let (ack, following) = tokio::join!(send, read_ahead);
-            if let Some(ack) = ack? {
-                if ack.results.len() != sent.len() || ack.results.iter().zip(&sent).any(|(r, id)| r.id != *id) {
-                    return Err(Error::invalid(format!(
-                        "peer acknowledged {} results for {} pushed events",
-                        ack.results.len(),
-                        sent.len()
-                    )));
+            if loading.is_none() && inflight.len() < PUSH_WINDOW {
+                if let Some(after) = next.take() {
+                    loading =
+                        Some(Box::pin(async move { store.load(&after, o.batch_size, &o.filter, skip_source).await }));
                 }
-                for r in ack.results {
-                    match r.status {
-                        PushStatus::Accepted => result.pushed += 1,
-                        PushStatus::Duplicate => result.push_duplicates += 1,
-                        PushStatus::Rejected => {
-                            warn!(id = %r.id, code = ?r.code, reason = r.reason.as_deref().unwrap_or(""), "peer rejected event");
-                            result.rejected.push(r);
-                        }
+            }
+            if loading.is_none() && inflight.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                page = async { loading.as_mut().expect("branch enabled only while loading").await }, if loading.is_some() => {
+                    loading = None;
+                    let page = page?;
+                    if page.has_more {
+                        next = Some(page.next);
+                    }
+                    let (events, after) = (page.events, page.next);
+                    inflight.push_back(async move {
+                        let sent: Vec<EventId> = events.iter().map(|e| e.id).collect();
+                        let ack = if sent.is_empty() { None } else { Some(self.timed("push", transport.push(events)).await?) };
+                        Ok::<_, Error>((sent, ack, after))
+                    });
+                }
+                Some(done) = inflight.next(), if !inflight.is_empty() => {
+                    let (sent, ack, after) = done?;
+                    if let Some(ack) = ack {
+                        self.take_ack(ack, &sent, result)?;
+                    }
+                    if after != cp.pushed {
+                        cp.pushed = after;
+                        store.set_checkpoint(peer, cp).await?;
                     }
                 }
-                self.inner.progress.send_modify(|p| {
-                    p.phase = Phase::Pushing;
-                    p.pushed += sent.len();
-                });
-            }
-            if next != cp.pushed {
-                cp.pushed = next;
-                store.set_checkpoint(peer, cp).await?;
-            }
-            match following {
-                Some(following) => page = following?,
-                None => return Ok(()),
             }
         }
+    }
+
+    /// Counts a push acknowledgement into `result`; it must answer `sent`,
+    /// in order.
+    fn take_ack(&self, ack: PushAck, sent: &[EventId], result: &mut SyncResult) -> Result<()> {
+        if ack.results.len() != sent.len() || ack.results.iter().zip(sent).any(|(r, id)| r.id != *id) {
+            return Err(Error::invalid(format!(
+                "peer acknowledged {} results for {} pushed events",
+                ack.results.len(),
+                sent.len()
+            )));
+        }
+        for r in ack.results {
+            match r.status {
+                PushStatus::Accepted => result.pushed += 1,
+                PushStatus::Duplicate => result.push_duplicates += 1,
+                PushStatus::Rejected => {
+                    warn!(id = %r.id, code = ?r.code, reason = r.reason.as_deref().unwrap_or(""), "peer rejected event");
+                    result.rejected.push(r);
+                }
+            }
+        }
+        self.inner.progress.send_modify(|p| {
+            p.phase = Phase::Pushing;
+            p.pushed += sent.len();
+        });
+        Ok(())
     }
 
     /// Applies the peer's pages after the pull checkpoint; the checkpoint

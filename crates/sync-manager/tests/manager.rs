@@ -361,3 +361,67 @@ async fn pulled_events_the_local_store_refuses_are_skipped_and_reported() {
     assert_eq!(r.refused[0].code, ErrorCode::TooLarge);
     assert_eq!(reader.sync().await.unwrap().refused.len(), 0, "the checkpoint moved past it");
 }
+
+/// A transport whose pushes take a while, recording how many run at once,
+/// and failing the push numbered `fail` (counting from 0).
+struct SlowPushes<T> {
+    inner: T,
+    fail: usize,
+    calls: std::sync::atomic::AtomicUsize,
+    running: std::sync::atomic::AtomicUsize,
+    most_running: std::sync::atomic::AtomicUsize,
+}
+
+impl<T: Transport> Transport for SlowPushes<T> {
+    fn peer(&self) -> &str {
+        self.inner.peer()
+    }
+    async fn push(&self, events: Vec<Event>) -> Result<PushAck> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let call = self.calls.fetch_add(1, SeqCst);
+        let running = self.running.fetch_add(1, SeqCst) + 1;
+        self.most_running.fetch_max(running, SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let out = if call == self.fail {
+            Err(sync_core::Error::Unavailable { message: format!("push {call} dropped") })
+        } else {
+            self.inner.push(events).await
+        };
+        self.running.fetch_sub(1, SeqCst);
+        out
+    }
+    async fn pull(&self, after: &Cursor, limit: usize, filter: &Filter) -> Result<Page> {
+        self.inner.pull(after, limit, filter).await
+    }
+}
+
+#[tokio::test]
+async fn two_pushes_run_at_once_and_the_checkpoint_follows_the_acknowledged_prefix() {
+    let server = server();
+    let slow = Arc::new(SlowPushes {
+        inner: client(&server),
+        fail: 2,
+        calls: Default::default(),
+        running: Default::default(),
+        most_running: Default::default(),
+    });
+    let m = SyncManager::builder(MemoryStore::new()).transport(slow.clone()).batch_size(2).push_only().build().unwrap();
+    m.append(edits("a", "k", 10)).await.unwrap();
+
+    // Pages 0 and 1 are acknowledged, page 2 fails; page 3 may have been
+    // stored meanwhile, but the checkpoint stays after page 1.
+    let err = m.sync().await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
+    assert_eq!(slow.most_running.load(std::sync::atomic::Ordering::SeqCst), 2, "a window of two pushes");
+    let node = m.store().node_id();
+    assert_eq!(m.store().checkpoint("server").await.unwrap().pushed, Cursor::new(node, 4));
+    let stored = ids(server.store()).await.len();
+    assert!(stored == 4 || stored == 6, "{stored}");
+
+    // The next sync sends pages 2 to 4; whatever page 3 left is a duplicate.
+    let r = m.sync().await.unwrap();
+    assert_eq!(r.pushed + r.push_duplicates, 6, "{r:?}");
+    assert_eq!(r.pushed, 10 - stored);
+    assert_eq!(ids(server.store()).await, ids(m.store()).await);
+    assert_eq!(m.store().checkpoint("server").await.unwrap().pushed, Cursor::new(node, 10));
+}

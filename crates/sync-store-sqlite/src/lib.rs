@@ -31,6 +31,7 @@
 //! ```
 
 mod body;
+mod checkpoint;
 mod config;
 mod error;
 mod schema;

@@ -19,6 +19,7 @@ use sync_core::{
 };
 
 use crate::body::Bodies;
+use crate::checkpoint::Checkpointer;
 use crate::config::{Durability, SqliteConfig};
 use crate::error::{ConnectSnafu, CorruptMetaSnafu, MigrateSnafu, PoolSnafu, Result, SchemaTooNewSnafu, storage};
 use crate::schema::{LATEST_VERSION, Sql};
@@ -56,6 +57,8 @@ pub(crate) struct Inner {
     /// with sleeps of up to 100 ms; other processes writing the same file
     /// are still serialized by `BEGIN IMMEDIATE` and the busy timeout.
     pub(crate) writer: Mutex<Derived>,
+    /// `None` without WAL.
+    pub(crate) checkpoints: Option<Checkpointer>,
 }
 
 impl Inner {
@@ -175,9 +178,13 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
 
 fn open_blocking(config: SqliteConfig) -> Result<SqliteStore> {
     let sql = Sql::new(&config.table_prefix);
-    let (busy_timeout, synchronous) = (config.busy_timeout, config.durability);
+    let (busy_timeout, synchronous, wal) = (config.busy_timeout, config.durability, config.wal);
     let manager = SqliteConnectionManager::file(&config.path).with_init(move |conn| {
         conn.busy_timeout(busy_timeout)?;
+        if wal {
+            // Checkpoints run beside the writer instead (`checkpoint.rs`).
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
         conn.pragma_update(
             None,
             "synchronous",
@@ -221,6 +228,7 @@ fn open_blocking(config: SqliteConfig) -> Result<SqliteStore> {
             bodies: Bodies { node },
             sql,
             writer: Mutex::new(Derived::default()),
+            checkpoints: config.wal.then(Checkpointer::default),
         }),
     })
 }
@@ -361,7 +369,7 @@ impl EventStore for SqliteStore {
         .await
     }
 
-    /// Waits for a running write, then releases the pool: idle connections
+    /// Waits for a running write and checkpoint, then releases the pool: idle connections
     /// close at once, busy ones when their operation ends (in WAL mode the
     /// last one checkpoints the WAL into the main file). Every clone of this
     /// store is closed; later calls fail with a storage error.
@@ -369,6 +377,9 @@ impl EventStore for SqliteStore {
         let inner = Arc::clone(&self.inner);
         blocking(move || {
             let _writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(checkpoints) = &inner.checkpoints {
+                checkpoints.wait();
+            }
             let pool = inner.pool.lock().unwrap_or_else(PoisonError::into_inner).take();
             drop(pool);
             Ok(())

@@ -223,7 +223,7 @@ impl SqliteStore {
         F: FnOnce(&Inner, &mut Connection, &mut Derived) -> sync_core::Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
+        let written = blocking(move || {
             let mut derived = inner.writer.lock().unwrap_or_else(|poisoned| {
                 // A batch panicked halfway: forget the mirror, the tables
                 // hold the truth.
@@ -235,7 +235,22 @@ impl SqliteStore {
             let mut conn = inner.connection(action)?;
             f(&inner, &mut conn, &mut derived)
         })
-        .await
+        .await;
+        self.checkpoint_if_due();
+        written
+    }
+
+    /// Starts a WAL checkpoint on a blocking thread if batches wrote
+    /// enough since the last one (see `checkpoint.rs`).
+    fn checkpoint_if_due(&self) {
+        if self.inner.checkpoints.as_ref().is_some_and(|c| c.due()) {
+            let inner = Arc::clone(&self.inner);
+            tokio::task::spawn_blocking(move || {
+                if let (Some(checkpoints), Ok(conn)) = (&inner.checkpoints, inner.connection("checkpointing the WAL")) {
+                    checkpoints.run(&conn);
+                }
+            });
+        }
     }
 
     /// Appends local events (see [`sync_core::EventStore::append`]).
@@ -376,6 +391,10 @@ fn insert_rows(
             stmt.raw_bind_parameter(at + 4, source).map_err(storage(ACTION))?;
             stmt.raw_bind_parameter(at + 5, &body[start..end]).map_err(storage(ACTION))?;
             start = end;
+        }
+        if let Some(checkpoints) = &inner.checkpoints {
+            // Each row also costs its key, id and an index entry.
+            checkpoints.wrote((body.len() + 64 * chunk.len()) as u64);
         }
         let mut rows = stmt.raw_query();
         while let Some(row) = rows.next().map_err(storage(ACTION))? {

@@ -268,3 +268,25 @@ async fn an_unopenable_path_fails_at_once() {
     assert!(err.to_string().contains("no-such-dir"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(5), "not after the acquire timeout");
 }
+
+#[tokio::test]
+async fn wal_checkpoints_run_beside_the_writer() {
+    let (_dir, path) = temp_db();
+    let store = open(SqliteConfig::new(&path)).await;
+    let db_size = || std::fs::metadata(&path).map_or(0, |m| m.len());
+    let before = db_size();
+    // ~6 MB of events: past the checkpoint mark (~4 MB) once.
+    for batch in 0..6 {
+        let events = (0..1000).map(|i| NewEvent::new("test.k", format!("agg-{batch}-{i}"), vec![7u8; 1000])).collect();
+        store.append(events).await.unwrap();
+    }
+    assert!(path.with_extension("db-wal").metadata().unwrap().len() > 4 << 20, "the batches went to the WAL");
+    // The commits did not copy the WAL into the database file (SQLite's
+    // automatic checkpoint is off); a checkpoint beside them does.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db_size() < before + (2 << 20) {
+        assert!(Instant::now() < deadline, "no checkpoint copied the WAL: database file {} bytes", db_size());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.close().await.unwrap();
+}

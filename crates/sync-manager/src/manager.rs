@@ -418,11 +418,11 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         let mut loading: Option<Pin<Box<dyn Future<Output = Result<Page>> + Send + '_>>> = None;
         let mut inflight = FuturesOrdered::new();
         loop {
-            if loading.is_none() && inflight.len() < PUSH_WINDOW {
-                if let Some(after) = next.take() {
-                    loading =
-                        Some(Box::pin(async move { store.load(&after, o.batch_size, &o.filter, skip_source).await }));
-                }
+            if loading.is_none()
+                && inflight.len() < PUSH_WINDOW
+                && let Some(after) = next.take()
+            {
+                loading = Some(Box::pin(async move { store.load(&after, o.batch_size, &o.filter, skip_source).await }));
             }
             if loading.is_none() && inflight.is_empty() {
                 return Ok(());

@@ -113,6 +113,8 @@ pub(crate) struct Sql {
     pub(crate) put_aggregate: String,
     pub(crate) put_origin: String,
     pub(crate) put_index: String,
+    /// Id and seq of the `?2` rows with the highest seqs up to `?1`.
+    pub(crate) last_inserted: String,
     /// `insert_events[k]` inserts `2^k` rows (see [`Sql::insert_events`]).
     insert_events: Vec<String>,
 }
@@ -201,12 +203,13 @@ impl Sql {
                  RETURNING key, value"
             ),
             put_index: format!("INSERT INTO {p}aggregate_index (fold, aggregate_id, seqs) VALUES (?, ?, ?)"),
+            last_inserted: format!("SELECT id, seq FROM {p}events WHERE seq <= ? ORDER BY seq DESC LIMIT ?"),
             insert_events: (0..=MAX_INSERT_ROWS.trailing_zeros())
                 .map(|k| {
                     let rows = vec!["(?, ?, ?, ?, ?)"; 1 << k].join(", ");
                     format!(
                         "INSERT INTO {p}events (id, aggregate_id, kind, source, body) VALUES {rows} \
-                         ON CONFLICT (id) DO NOTHING RETURNING id, seq"
+                         ON CONFLICT (id) DO NOTHING"
                     )
                 })
                 .collect(),
@@ -215,8 +218,7 @@ impl Sql {
 
     /// Inserts `n` event rows, `n` a power of two up to [`MAX_INSERT_ROWS`]
     /// (see [`insert_chunk`]), skipping ids stored already or repeated in
-    /// the statement, and answers the id and seq of each row inserted. One
-    /// statement for many rows: SQLite's per-statement work (cursors,
+    /// the statement. One statement for many rows: SQLite's per-statement work (cursors,
     /// `AUTOINCREMENT` bookkeeping) costs as much as a row.
     pub(crate) fn insert_events(&self, n: usize) -> &str {
         debug_assert!(n.is_power_of_two() && n <= MAX_INSERT_ROWS, "{n} rows");

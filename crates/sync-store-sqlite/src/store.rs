@@ -208,7 +208,10 @@ fn open_blocking(config: SqliteConfig) -> Result<SqliteStore> {
     drop(first);
     let pool = r2d2::Pool::builder()
         .max_size(config.max_connections)
-        .min_idle(Some(config.min_connections))
+        // r2d2 would keep `min_idle` connections open from a thread of its
+        // own, which could still hold the pool after `close`; the store
+        // opens its `min_connections` here instead, and they stay open.
+        .min_idle(Some(0))
         .connection_timeout(config.acquire_timeout)
         // An idle connection to a local file costs only its page cache:
         // it stays open until the store is closed.
@@ -217,8 +220,12 @@ fn open_blocking(config: SqliteConfig) -> Result<SqliteStore> {
         // The connections live in this process: a liveness check before
         // every use would only cost time.
         .test_on_check_out(false)
-        .build(manager)
+        .build_unchecked(manager);
+    let opened: Vec<_> = (0..config.min_connections)
+        .map(|_| pool.get())
+        .collect::<std::result::Result<_, _>>()
         .context(PoolSnafu { path: &config.path })?;
+    drop(opened);
     Ok(SqliteStore {
         inner: Arc::new(Inner {
             pool: Mutex::new(Some(pool)),

@@ -353,24 +353,22 @@ fn write_local(
 /// each event, or `None` if an id was stored already.
 fn insert_local(inner: &Inner, conn: &Connection, events: &[Event]) -> sync_core::Result<Option<Vec<(String, u64)>>> {
     let seqs = insert_rows(inner, conn, events, None)?;
-    if seqs.len() < events.len() {
-        return Ok(None);
-    }
-    Ok(Some(events.iter().map(|e| (e.aggregate_id.clone(), seqs[&e.id])).collect()))
+    Ok(events.iter().zip(seqs).map(|(e, seq)| Some((e.aggregate_id.clone(), seq?))).collect())
 }
 
 /// Inserts `events` in batch order, skipping ids stored already or
-/// repeated, and answers the seq of each event inserted by its id.
+/// repeated, and answers the seq of each event (`None`: skipped).
 fn insert_rows(
     inner: &Inner,
     conn: &Connection,
     events: &[Event],
     source: Option<&str>,
-) -> sync_core::Result<HashMap<EventId, u64>> {
+) -> sync_core::Result<Vec<Option<u64>>> {
     const ACTION: &str = "inserting events";
-    let mut seqs = HashMap::with_capacity(events.len());
+    let mut seqs = Vec::with_capacity(events.len());
     let mut body = Vec::with_capacity(MAX_INSERT_ROWS * 256);
     let mut ends = Vec::with_capacity(MAX_INSERT_ROWS);
+    let mut full = None;
     let mut rest = events;
     while !rest.is_empty() {
         let (chunk, tail) = rest.split_at(insert_chunk(rest.len()));
@@ -381,7 +379,20 @@ fn insert_rows(
             body = inner.bodies.encode_into(e, body)?;
             ends.push(body.len());
         }
-        let mut stmt = conn.prepare_cached(inner.sql.insert_events(chunk.len())).map_err(storage(ACTION))?;
+        // The full-size statement is taken from the cache once per batch:
+        // each trip through rusqlite's cache hashes its text and clears
+        // its 1,280 bindings.
+        let mut partial = None;
+        let stmt = if chunk.len() == MAX_INSERT_ROWS {
+            match &mut full {
+                Some(stmt) => stmt,
+                None => {
+                    full.insert(conn.prepare_cached(inner.sql.insert_events(MAX_INSERT_ROWS)).map_err(storage(ACTION))?)
+                }
+            }
+        } else {
+            partial.insert(conn.prepare_cached(inner.sql.insert_events(chunk.len())).map_err(storage(ACTION))?)
+        };
         let mut start = 0;
         for (i, (e, &end)) in chunk.iter().zip(&ends).enumerate() {
             let at = 5 * i;
@@ -396,14 +407,40 @@ fn insert_rows(
             // Each row also costs its key, id and an index entry.
             checkpoints.wrote((body.len() + 64 * chunk.len()) as u64);
         }
-        let mut rows = stmt.raw_query();
-        while let Some(row) = rows.next().map_err(storage(ACTION))? {
-            let id = EventId::from_bytes(sixteen(blob(row, 0).map_err(storage(ACTION))?, "event id")?);
-            let seq: i64 = row.get(1).map_err(storage(ACTION))?;
-            seqs.insert(id, to_u64(seq, "seq")?);
+        let inserted = stmt.raw_execute().map_err(storage(ACTION))?;
+        let last = to_u64(conn.last_insert_rowid(), "seq")?;
+        if inserted == chunk.len() {
+            // Every row went in: one statement's rows take consecutive
+            // seqs (we hold the write lock), the last one's is known.
+            seqs.extend((last + 1 - chunk.len() as u64..=last).map(Some));
+        } else if inserted == 0 {
+            seqs.extend(std::iter::repeat_n(None, chunk.len()));
+        } else {
+            // Some ids were there: the rows this statement inserted are the
+            // `inserted` highest seqs up to `last`.
+            let mut new = inserted_by_last_statement(inner, conn, last, inserted)?;
+            seqs.extend(chunk.iter().map(|e| new.remove(&e.id)));
         }
     }
     Ok(seqs)
+}
+
+/// The ids and seqs of the `n` rows with the highest seqs up to `last`.
+fn inserted_by_last_statement(
+    inner: &Inner,
+    conn: &Connection,
+    last: u64,
+    n: usize,
+) -> sync_core::Result<HashMap<EventId, u64>> {
+    const ACTION: &str = "inserting events";
+    let mut stmt = conn.prepare_cached(&inner.sql.last_inserted).map_err(storage(ACTION))?;
+    let mut rows = stmt.query(params![to_i64(last, "seq")?, n as i64]).map_err(storage(ACTION))?;
+    let mut new = HashMap::with_capacity(n);
+    while let Some(row) = rows.next().map_err(storage(ACTION))? {
+        let id = EventId::from_bytes(sixteen(blob(row, 0).map_err(storage(ACTION))?, "event id")?);
+        new.insert(id, to_u64(row.get(1).map_err(storage(ACTION))?, "seq")?);
+    }
+    Ok(new)
 }
 
 /// Stamps a local batch from the tables (and the mirror, synced first).
@@ -445,11 +482,11 @@ fn remote_in(
     // that fails either fails the batch, and the caller's rollback takes
     // back every row, as if the whole batch had been validated first.
     let mut out = AppendOutcome::default();
-    let mut inserted = insert_rows(inner, conn, events, Some(source))?;
+    let inserted = insert_rows(inner, conn, events, Some(source))?;
     let mut seqs = Vec::with_capacity(inserted.len());
-    for e in events {
-        // A repeat within the batch finds its id taken out already.
-        match inserted.remove(&e.id) {
+    for (e, seq) in events.iter().zip(inserted) {
+        // A repeat within the batch was skipped like a stored id.
+        match seq {
             Some(seq) => {
                 if book.observe(e)? {
                     out.concurrent.push(e.id);

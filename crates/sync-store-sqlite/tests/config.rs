@@ -164,15 +164,15 @@ async fn pool_sizes_are_applied() {
     let (_dir, path) = temp_db();
     let lazy = open(SqliteConfig::new(&path)).await;
     let pool = lazy.pool().unwrap();
-    assert_eq!((pool.max_size(), pool.min_idle()), (4, Some(0)));
+    assert_eq!(pool.max_size(), 4);
     assert_eq!(pool.state().connections, 0, "connections open when first needed");
     lazy.head().await.unwrap();
     assert_eq!(pool.state().connections, 1);
 
     let store = open(SqliteConfig::new(&path).max_connections(3).min_connections(2)).await;
     let pool = store.pool().unwrap();
-    assert_eq!((pool.max_size(), pool.min_idle()), (3, Some(2)));
-    assert!(pool.state().connections >= 2, "min connections open at start");
+    assert_eq!(pool.max_size(), 3);
+    assert_eq!(pool.state().connections, 2, "min connections open at start");
     let held = tokio::task::spawn_blocking(move || [pool.get().unwrap(), pool.get().unwrap(), pool.get().unwrap()])
         .await
         .unwrap();
@@ -211,8 +211,13 @@ async fn a_closed_store_refuses_calls_and_releases_its_connections() {
     assert_eq!(err.code(), ErrorCode::Storage, "{err}");
     assert!(err.to_string().contains("closed"), "{err}");
     assert!(clone.append(events(1)).await.is_err());
-    // Every connection closed: the last one checkpointed and removed the WAL.
-    assert!(!path.with_extension("db-wal").exists());
+    // Every connection closes (a connection r2d2 just opened on its own
+    // thread may take a moment): the last one checkpoints and removes the WAL.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while path.with_extension("db-wal").exists() {
+        assert!(Instant::now() < deadline, "a connection stayed open after close");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

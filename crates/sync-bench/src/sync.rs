@@ -12,6 +12,11 @@
 //!    the two sizes taking turns; the median is the figure.
 //! 3. Wire size: the push body (`PushRequest`) of 1,000 events loaded from
 //!    A's store, in postcard and JSON, raw and zstd-compressed.
+//! 4. The store's floor, for reading part 1 on this machine: A's whole feed
+//!    read with `load` in pages of 5,000, and the same pages given to
+//!    `apply` on a fresh `SqliteStore` directly, with no network, manager or
+//!    server. A full sync writes every event twice (server, then B), so it
+//!    cannot beat half the `apply` rate.
 //!
 //! Only the calls named above are timed: filling the stores, and the first
 //! sync that levels a trio before the incremental rounds, are not.
@@ -107,6 +112,12 @@ impl Incremental {
     }
 }
 
+/// The store calls of a full sync alone: the feed read, then applied.
+struct Floor {
+    load: Duration,
+    apply: Duration,
+}
+
 /// The push body of WIRE_EVENTS events in one codec.
 struct WireSize {
     codec: Codec,
@@ -127,8 +138,9 @@ pub(crate) fn run() -> BoxResult {
         "A -> server -> B over HTTP on 127.0.0.1, SqliteStore files in {}; batches of {SYNC_BATCH}",
         dir.path().display()
     );
-    let Measured { full, incremental, wire } = runtime.block_on(measure(dir.path()))?;
+    let Measured { full, incremental, wire, floor } = runtime.block_on(measure(dir.path()))?;
     let full_rows = full_table(&full);
+    let floor_rows = floor_table(&floor, &full);
     let incremental_rows = incremental_table(&incremental);
     let wire_rows = wire_table(&wire);
 
@@ -165,6 +177,7 @@ pub(crate) fn run() -> BoxResult {
         "full_sync": full_rows,
         "incremental": incremental_rows,
         "wire": wire_rows,
+        "store_floor": floor_rows,
         "targets": targets.iter().map(|(t, met)| json!({ "target": t, "met": met })).collect::<Vec<_>>(),
     });
     let path = report::write_json("sync", &report)?;
@@ -255,6 +268,42 @@ fn incremental_table(incremental: &[Incremental]) -> Value {
     Value::Array(rows)
 }
 
+/// Prints the store floor table, with the full syncs as a share of the
+/// ceiling it sets; returns its JSON.
+fn floor_table(floor: &Floor, full: &[FullSync]) -> Value {
+    let per_sec = |d: Duration| EVENTS as f64 / d.as_secs_f64();
+    // Two applies per event, one after the other.
+    let ceiling = per_sec(floor.apply) / 2.0;
+    let mut table = Table::new(&["store floor (no network)", "s", "events/s"]);
+    table.row(vec![
+        "A load, pages of 5000".to_owned(),
+        format!("{:.2}", floor.load.as_secs_f64()),
+        format!("{:.0}", per_sec(floor.load)),
+    ]);
+    table.row(vec![
+        "apply the pages to a new store".to_owned(),
+        format!("{:.2}", floor.apply.as_secs_f64()),
+        format!("{:.0}", per_sec(floor.apply)),
+    ]);
+    table.row(vec!["full sync ceiling (apply rate / 2)".to_owned(), String::new(), format!("{ceiling:.0}")]);
+    for f in full {
+        table.row(vec![
+            format!("full sync {}: share of the ceiling", f.codec.name()),
+            String::new(),
+            format!("{:.0} %", 100.0 * f.events_per_sec() / ceiling),
+        ]);
+    }
+    println!();
+    table.print();
+    json!({
+        "load_secs": floor.load.as_secs_f64(),
+        "load_events_per_sec": per_sec(floor.load),
+        "apply_secs": floor.apply.as_secs_f64(),
+        "apply_events_per_sec": per_sec(floor.apply),
+        "full_sync_ceiling_events_per_sec": ceiling,
+    })
+}
+
 /// Prints the wire size table; returns its JSON rows.
 fn wire_table(wire: &[WireSize]) -> Value {
     let mut table =
@@ -293,6 +342,7 @@ struct Measured {
     /// At SMALL_EVENTS, then at EVENTS.
     incremental: Vec<Incremental>,
     wire: Vec<WireSize>,
+    floor: Floor,
 }
 
 async fn measure(dir: &Path) -> BoxResult<Measured> {
@@ -309,7 +359,34 @@ async fn measure(dir: &Path) -> BoxResult<Measured> {
     let incremental = incremental(&[(&small, SMALL_EVENTS), (&postcard, EVENTS)]).await?;
 
     let wire = wire_sizes(&a).await?;
-    Ok(Measured { full, incremental, wire })
+    let floor = store_floor(dir, &a).await?;
+    Ok(Measured { full, incremental, wire, floor })
+}
+
+/// Times reading A's feed in pages and applying the pages to a new store.
+async fn store_floor(dir: &Path, a: &SqliteStore) -> BoxResult<Floor> {
+    eprintln!("  store floor: reading A's feed, then applying it to a new store");
+    let started = Instant::now();
+    let (mut pages, mut after) = (Vec::new(), Cursor::START);
+    loop {
+        let page = a.load(&after, SYNC_BATCH, &Filter::default(), None).await?;
+        after = page.next;
+        let has_more = page.has_more;
+        pages.push(page.events);
+        if !has_more {
+            break;
+        }
+    }
+    let load = started.elapsed();
+    let store = open(dir, "floor").await?;
+    let started = Instant::now();
+    let mut applied = 0;
+    for page in pages {
+        applied += store.apply(page, "a").await?.inserted.len();
+    }
+    let apply = started.elapsed();
+    check("floor store applied", applied, EVENTS)?;
+    Ok(Floor { load, apply })
 }
 
 async fn open(dir: &Path, name: &str) -> BoxResult<SqliteStore> {

@@ -352,6 +352,7 @@ async fn measure(dir: &Path) -> BoxResult<Measured> {
     let json = Trio::new(dir, "json", &a, Codec::Json).await?;
     let full = vec![full_sync(&postcard).await?, full_sync(&json).await?];
     drop(json);
+    let floor = store_floor(dir, &a).await?;
 
     let small_a = open(dir, "small-a").await?;
     fill(&small_a, "small A", SMALL_EVENTS).await?;
@@ -359,7 +360,6 @@ async fn measure(dir: &Path) -> BoxResult<Measured> {
     let incremental = incremental(&[(&small, SMALL_EVENTS), (&postcard, EVENTS)]).await?;
 
     let wire = wire_sizes(&a).await?;
-    let floor = store_floor(dir, &a).await?;
     Ok(Measured { full, incremental, wire, floor })
 }
 

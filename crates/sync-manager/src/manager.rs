@@ -397,11 +397,11 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
     }
 
     /// Sends local events after the push checkpoint, skipping those that
-    /// came from this peer. Up to [`PUSH_WINDOW`] pages are in flight at
-    /// once while the next one is read from the store, so the peer stores
-    /// one page while the next travels; acknowledgements are taken in page
-    /// order, and the checkpoint moves past a page only once it and every
-    /// page before it are acknowledged. (The peer may store two pages in
+    /// came from this peer. Up to [`PUSH_WINDOW`] pages are out at once
+    /// (pushes in flight, or one in flight while the next is read from the
+    /// store), so the peer stores one page while the next travels;
+    /// acknowledgements are taken in page order, and the checkpoint moves
+    /// past a page only once it and every page before it are acknowledged. (The peer may store two pages in
     /// either order: delivery order does not matter, invariant 2.)
     async fn push_pages(
         &self,

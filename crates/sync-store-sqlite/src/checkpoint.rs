@@ -3,50 +3,87 @@
 //! SQLite normally checkpoints inside the commit that makes the WAL pass
 //! 1,000 pages: that commit copies the WAL into the database file and
 //! fsyncs both, and the batch waits for it (about a third of a remote
-//! batch's time in `cargo xtask bench sync`). The store turns that off
-//! (`wal_autocheckpoint = 0` on its connections) and runs a `PASSIVE`
-//! checkpoint on a blocking thread of its own once batches have written
-//! about [`CHECKPOINT_BYTES`] since the last one. A passive checkpoint never
-//! blocks readers or writers; committed batches are in the WAL already, so
-//! durability is the same.
+//! batch's time in `cargo xtask bench sync`). The store's connections
+//! register their own WAL hook instead ([`on_commit`]; it replaces SQLite's
+//! automatic checkpoint), which notes the WAL's size for the thread that
+//! committed. After each store call, a WAL of [`CHECKPOINT_PAGES`] or more
+//! starts a `PASSIVE` checkpoint on a blocking thread of its own: it blocks
+//! no reader and no writer, and committed batches are in the WAL already,
+//! so durability is the same. Should the WAL still reach
+//! [`INLINE_CHECKPOINT_PAGES`] (checkpoints failing, or writes through
+//! [`SqliteStore::pool`](crate::SqliteStore::pool) that no store call
+//! follows), the committing connection checkpoints itself, as SQLite would.
 
+use std::cell::Cell;
+use std::os::raw::c_int;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::Connection;
+use rusqlite::hooks::Wal;
 
-/// Bytes written between checkpoints: SQLite's default of 1,000 pages.
-pub(crate) const CHECKPOINT_BYTES: u64 = 1000 * 4096;
+/// WAL size that starts a background checkpoint: SQLite's default mark.
+pub(crate) const CHECKPOINT_PAGES: c_int = 1000;
 
-/// Counts what batches write and says when to checkpoint.
+/// WAL size at which the committing connection checkpoints itself.
+pub(crate) const INLINE_CHECKPOINT_PAGES: c_int = 10 * CHECKPOINT_PAGES;
+
+thread_local! {
+    /// The largest WAL size commits on this thread reported since the last
+    /// [`take_wal_pages`].
+    static WAL_PAGES: Cell<c_int> = const { Cell::new(0) };
+}
+
+/// The WAL hook of every store connection (see the module docs).
+pub(crate) fn on_commit(wal: &Wal, pages: c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.set(WAL_PAGES.get().max(pages));
+    if pages >= INLINE_CHECKPOINT_PAGES {
+        // An error here would fail a statement whose commit succeeded;
+        // the next commit tries again.
+        let _ = wal.checkpoint();
+    }
+    Ok(())
+}
+
+/// The WAL size commits on this thread reported since the last call.
+pub(crate) fn take_wal_pages() -> c_int {
+    WAL_PAGES.replace(0)
+}
+
+/// One background checkpoint at a time.
 #[derive(Debug, Default)]
 pub(crate) struct Checkpointer {
-    written: AtomicU64,
-    /// Held while a checkpoint runs (and by `close`, to wait for it).
+    /// A checkpoint task was started and has not ended.
+    scheduled: AtomicBool,
+    /// Held while a checkpoint runs, and by `close` while it drops the pool.
     running: Mutex<()>,
 }
 
 impl Checkpointer {
-    /// Counts `bytes` written to the WAL (roughly: rows, not pages).
-    pub(crate) fn wrote(&self, bytes: u64) {
-        self.written.fetch_add(bytes, Ordering::Relaxed);
+    /// True, for one caller, when a WAL of `pages` should be checkpointed
+    /// and no checkpoint task is under way; that caller must then call
+    /// [`Checkpointer::run`].
+    pub(crate) fn due(&self, pages: c_int) -> bool {
+        pages >= CHECKPOINT_PAGES && !self.scheduled.swap(true, Ordering::AcqRel)
     }
 
-    /// True, once, when enough was written since the last checkpoint.
-    pub(crate) fn due(&self) -> bool {
-        self.written.load(Ordering::Relaxed) >= CHECKPOINT_BYTES && self.written.swap(0, Ordering::Relaxed) > 0
+    /// Runs a passive checkpoint on the connection `connect` gives (none
+    /// once the store is closed). Errors are dropped, as SQLite drops those
+    /// of its automatic checkpoints: the next one retries, and a failing
+    /// disk fails the next commit.
+    pub(crate) fn run<C: std::ops::Deref<Target = Connection>>(&self, connect: impl FnOnce() -> Option<C>) {
+        {
+            let _running = self.running.lock();
+            if let Some(conn) = connect() {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
+        }
+        self.scheduled.store(false, Ordering::Release);
     }
 
-    /// Runs a passive checkpoint on `conn` unless one is running. Errors
-    /// are dropped, as SQLite drops those of its automatic checkpoints:
-    /// the next one retries, and a failing disk fails the next commit.
-    pub(crate) fn run(&self, conn: &Connection) {
-        let Ok(_running) = self.running.try_lock() else { return };
-        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-    }
-
-    /// Waits for a running checkpoint to end.
-    pub(crate) fn wait(&self) {
-        drop(self.running.lock());
+    /// Runs `f` (dropping the pool) with no checkpoint running or starting.
+    pub(crate) fn exclusive<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _running = self.running.lock();
+        f()
     }
 }

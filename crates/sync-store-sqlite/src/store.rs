@@ -19,7 +19,7 @@ use sync_core::{
 };
 
 use crate::body::Bodies;
-use crate::checkpoint::Checkpointer;
+use crate::checkpoint::{self, Checkpointer};
 use crate::config::{Durability, SqliteConfig};
 use crate::error::{ConnectSnafu, CorruptMetaSnafu, MigrateSnafu, PoolSnafu, Result, SchemaTooNewSnafu, storage};
 use crate::schema::{LATEST_VERSION, Sql};
@@ -36,7 +36,10 @@ pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 ///
 /// Every `append` / `apply` batch is one `BEGIN IMMEDIATE` transaction; once
 /// it returns `Ok`, the batch survives a crash of the process (and, with
-/// [`Durability::Full`], power loss). Clones share the pool. Several stores
+/// [`Durability::Full`], power loss). A call runs to its end on a blocking
+/// thread even if its future is dropped (by a timeout, say): a batch whose
+/// call timed out may still be stored, so retry with the same event ids
+/// ([`NewEvent::id`]), which makes the retry a no-op if it was. Clones share the pool. Several stores
 /// can live in one file under different
 /// [table prefixes](SqliteConfig::table_prefix).
 #[derive(Clone)]
@@ -130,11 +133,26 @@ impl SqliteStore {
         F: FnOnce(&Inner, &mut Connection) -> sync_core::Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        blocking(move || {
-            let mut conn = inner.connection(action)?;
-            f(&inner, &mut conn)
+        let (result, wal_pages) = blocking(move || {
+            let result = inner.connection(action).and_then(|mut conn| f(&inner, &mut conn));
+            (result, checkpoint::take_wal_pages())
         })
-        .await
+        .await;
+        self.checkpoint_if_due(wal_pages);
+        result
+    }
+
+    /// Starts a WAL checkpoint on a blocking thread if the WAL has grown
+    /// to `wal_pages` and none is under way (see `checkpoint.rs`).
+    pub(crate) fn checkpoint_if_due(&self, wal_pages: std::os::raw::c_int) {
+        if self.inner.checkpoints.as_ref().is_some_and(|c| c.due(wal_pages)) {
+            let inner = Arc::clone(&self.inner);
+            tokio::task::spawn_blocking(move || {
+                if let Some(checkpoints) = &inner.checkpoints {
+                    checkpoints.run(|| inner.connection("checkpointing the WAL").ok());
+                }
+            });
+        }
     }
 
     /// Up to `n` rows with `seq > after`, in seq order: the scan behind
@@ -182,8 +200,8 @@ fn open_blocking(config: SqliteConfig) -> Result<SqliteStore> {
     let manager = SqliteConnectionManager::file(&config.path).with_init(move |conn| {
         conn.busy_timeout(busy_timeout)?;
         if wal {
-            // Checkpoints run beside the writer instead (`checkpoint.rs`).
-            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+            // Replaces SQLite's automatic checkpoint (`checkpoint.rs`).
+            conn.wal_hook(Some(checkpoint::on_commit));
         }
         conn.pragma_update(
             None,
@@ -384,11 +402,11 @@ impl EventStore for SqliteStore {
         let inner = Arc::clone(&self.inner);
         blocking(move || {
             let _writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(checkpoints) = &inner.checkpoints {
-                checkpoints.wait();
+            let drop_pool = || drop(inner.pool.lock().unwrap_or_else(PoisonError::into_inner).take());
+            match &inner.checkpoints {
+                Some(checkpoints) => checkpoints.exclusive(drop_pool),
+                None => drop_pool(),
             }
-            let pool = inner.pool.lock().unwrap_or_else(PoisonError::into_inner).take();
-            drop(pool);
             Ok(())
         })
         .await

@@ -2,8 +2,8 @@
 //! [`Derived`], the in-memory mirror of the bookkeeping that spares a batch
 //! from reading and writing one row per aggregate or origin it touches.
 //!
-//! A local batch is stamped from the mirror, inserted one prepared row at a
-//! time, and one more statement bumps a write counter and sets the HLC,
+//! A local batch is stamped from the mirror, inserted with multi-row
+//! statements, and one more statement bumps a write counter and sets the HLC,
 //! answering the new counter; the mirror takes the batch in once `COMMIT`
 //! succeeds. Aggregate clocks, origin counters and the aggregate index are
 //! written in bulk by the batch that makes the unfolded tail reach
@@ -24,6 +24,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use sync_core::{AppendOutcome, ClockBook, Event, EventId, Hlc, NewEvent, NodeId, VectorClock};
 
+use crate::checkpoint;
 use crate::error::storage;
 use crate::schema::{FOLD_EVERY, MAX_INSERT_ROWS, insert_chunk};
 use crate::store::{
@@ -108,8 +109,7 @@ impl Derived {
         }
     }
 
-    /// Takes a batch in. Called while its COMMIT runs: if that fails, the
-    /// caller forgets the mirror.
+    /// Takes a batch in, once its COMMIT succeeded.
     fn commit(&mut self, update: Update) {
         self.state = Some(update.state);
         for (aggregate, clock) in update.clocks {
@@ -223,7 +223,7 @@ impl SqliteStore {
         F: FnOnce(&Inner, &mut Connection, &mut Derived) -> sync_core::Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        let written = blocking(move || {
+        let (written, wal_pages) = blocking(move || {
             let mut derived = inner.writer.lock().unwrap_or_else(|poisoned| {
                 // A batch panicked halfway: forget the mirror, the tables
                 // hold the truth.
@@ -232,25 +232,12 @@ impl SqliteStore {
                 derived
             });
             inner.writer.clear_poison();
-            let mut conn = inner.connection(action)?;
-            f(&inner, &mut conn, &mut derived)
+            let written = inner.connection(action).and_then(|mut conn| f(&inner, &mut conn, &mut derived));
+            (written, checkpoint::take_wal_pages())
         })
         .await;
-        self.checkpoint_if_due();
+        self.checkpoint_if_due(wal_pages);
         written
-    }
-
-    /// Starts a WAL checkpoint on a blocking thread if batches wrote
-    /// enough since the last one (see `checkpoint.rs`).
-    fn checkpoint_if_due(&self) {
-        if self.inner.checkpoints.as_ref().is_some_and(|c| c.due()) {
-            let inner = Arc::clone(&self.inner);
-            tokio::task::spawn_blocking(move || {
-                if let (Some(checkpoints), Ok(conn)) = (&inner.checkpoints, inner.connection("checkpointing the WAL")) {
-                    checkpoints.run(&conn);
-                }
-            });
-        }
     }
 
     /// Appends local events (see [`sync_core::EventStore::append`]).
@@ -402,10 +389,6 @@ fn insert_rows(
             stmt.raw_bind_parameter(at + 4, source).map_err(storage(ACTION))?;
             stmt.raw_bind_parameter(at + 5, &body[start..end]).map_err(storage(ACTION))?;
             start = end;
-        }
-        if let Some(checkpoints) = &inner.checkpoints {
-            // Each row also costs its key, id and an index entry.
-            checkpoints.wrote((body.len() + 64 * chunk.len()) as u64);
         }
         let inserted = stmt.raw_execute().map_err(storage(ACTION))?;
         let last = to_u64(conn.last_insert_rowid(), "seq")?;

@@ -124,7 +124,7 @@ async fn remote_batches_with_known_ids_keep_seqs_right_across_a_fold() {
         let mut batch = chunk.to_vec();
         batch.push(chunk[0].clone());
         let out = store.apply(batch, "peer").await.unwrap();
-        let early = |i: usize| (1_000 * k + i) % 3 == 0;
+        let early = |i: usize| (1_000 * k + i).is_multiple_of(3);
         let new: Vec<_> = chunk.iter().enumerate().filter(|(i, _)| !early(*i)).map(|(_, e)| e.id).collect();
         assert_eq!(out.inserted, new);
         assert_eq!(out.duplicates.len(), chunk.len() + 1 - new.len());

@@ -6,18 +6,22 @@
 //! batch's time in `cargo xtask bench sync`). The store's connections
 //! register their own WAL hook instead ([`on_commit`]; it replaces SQLite's
 //! automatic checkpoint), which notes the WAL's size for the thread that
-//! committed. After each store call, a WAL of [`CHECKPOINT_PAGES`] or more
-//! starts a `PASSIVE` checkpoint on a blocking thread of its own: it blocks
+//! committed. After each store call, a WAL that grew by [`CHECKPOINT_PAGES`]
+//! since the last checkpoint starts a `PASSIVE` checkpoint on a blocking
+//! thread of its own: it blocks
 //! no reader and no writer, and committed batches are in the WAL already,
-//! so durability is the same. Should the WAL still reach
-//! [`INLINE_CHECKPOINT_PAGES`] (checkpoints failing, or writes through
-//! [`SqliteStore::pool`](crate::SqliteStore::pool) that no store call
-//! follows), the committing connection checkpoints itself, as SQLite would.
+//! so durability is the same. But a checkpoint that runs while writes go on
+//! leaves the newest pages behind, and the WAL only starts over from its
+//! beginning after a checkpoint that copied all of it; so once the WAL
+//! holds [`INLINE_CHECKPOINT_PAGES`] (also if checkpoints fail, or after
+//! writes through [`SqliteStore::pool`](crate::SqliteStore::pool) that no
+//! store call follows), the committing connection checkpoints itself, as
+//! SQLite would, and the next write starts the WAL over.
 
 use std::cell::Cell;
 use std::os::raw::c_int;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use rusqlite::Connection;
 use rusqlite::hooks::Wal;
@@ -25,8 +29,8 @@ use rusqlite::hooks::Wal;
 /// WAL size that starts a background checkpoint: SQLite's default mark.
 pub(crate) const CHECKPOINT_PAGES: c_int = 1000;
 
-/// WAL size at which the committing connection checkpoints itself.
-pub(crate) const INLINE_CHECKPOINT_PAGES: c_int = 10 * CHECKPOINT_PAGES;
+/// WAL size (16 MB) at which the committing connection checkpoints itself.
+pub(crate) const INLINE_CHECKPOINT_PAGES: c_int = 4 * CHECKPOINT_PAGES;
 
 thread_local! {
     /// The largest WAL size commits on this thread reported since the last
@@ -50,11 +54,17 @@ pub(crate) fn take_wal_pages() -> c_int {
     WAL_PAGES.replace(0)
 }
 
-/// One background checkpoint at a time.
+/// One background checkpoint at a time, for every [`CHECKPOINT_PAGES`]
+/// pages the WAL grows.
 #[derive(Debug, Default)]
 pub(crate) struct Checkpointer {
     /// A checkpoint task was started and has not ended.
     scheduled: AtomicBool,
+    /// The WAL's size when the last checkpoint was scheduled. The WAL only
+    /// starts over from its beginning once a checkpoint copied all of it
+    /// and a new write begins; under steady writes it keeps its size, so
+    /// what counts is how much was added since.
+    scheduled_at: AtomicI32,
     /// Held while a checkpoint runs, and by `close` while it drops the pool.
     running: Mutex<()>,
 }
@@ -64,7 +74,14 @@ impl Checkpointer {
     /// and no checkpoint task is under way; that caller must then call
     /// [`Checkpointer::run`].
     pub(crate) fn due(&self, pages: c_int) -> bool {
-        pages >= CHECKPOINT_PAGES && !self.scheduled.swap(true, Ordering::AcqRel)
+        let before = self.scheduled_at.load(Ordering::Acquire);
+        // A WAL smaller than before has started over.
+        let added = if pages >= before { pages - before } else { pages };
+        if added < CHECKPOINT_PAGES || self.scheduled.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.scheduled_at.store(pages, Ordering::Release);
+        true
     }
 
     /// Runs a passive checkpoint on the connection `connect` gives (none

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use rusqlite::Connection;
 use rusqlite::hooks::Wal;
 
-/// WAL size that starts a background checkpoint: SQLite's default mark.
+/// WAL growth that starts a background checkpoint: SQLite's default mark.
 pub(crate) const CHECKPOINT_PAGES: c_int = 1000;
 
 /// WAL size (16 MB) at which the committing connection checkpoints itself.
@@ -99,8 +99,8 @@ impl Checkpointer {
     }
 
     /// Runs `f` (dropping the pool) with no checkpoint running or starting.
-    pub(crate) fn exclusive<T>(&self, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn exclusive(&self, f: impl FnOnce()) {
         let _running = self.running.lock();
-        f()
+        f();
     }
 }

@@ -132,9 +132,24 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Inner, &mut Connection) -> sync_core::Result<T> + Send + 'static,
     {
+        self.on_blocking_thread(move |inner| {
+            let mut conn = inner.connection(action)?;
+            f(inner, &mut conn)
+        })
+        .await
+    }
+
+    /// Runs `f` on tokio's blocking pool, then starts a WAL checkpoint if
+    /// the commits it made grew the WAL enough: every store call that can
+    /// write goes through here.
+    pub(crate) async fn on_blocking_thread<T, F>(&self, f: F) -> sync_core::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> sync_core::Result<T> + Send + 'static,
+    {
         let inner = Arc::clone(&self.inner);
         let (result, wal_pages) = blocking(move || {
-            let result = inner.connection(action).and_then(|mut conn| f(&inner, &mut conn));
+            let result = f(&inner);
             (result, checkpoint::take_wal_pages())
         })
         .await;
@@ -144,7 +159,7 @@ impl SqliteStore {
 
     /// Starts a WAL checkpoint on a blocking thread if the WAL has grown
     /// to `wal_pages` and none is under way (see `checkpoint.rs`).
-    pub(crate) fn checkpoint_if_due(&self, wal_pages: std::os::raw::c_int) {
+    fn checkpoint_if_due(&self, wal_pages: std::os::raw::c_int) {
         if self.inner.checkpoints.as_ref().is_some_and(|c| c.due(wal_pages)) {
             let inner = Arc::clone(&self.inner);
             tokio::task::spawn_blocking(move || {

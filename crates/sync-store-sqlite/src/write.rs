@@ -19,17 +19,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use sync_core::{AppendOutcome, ClockBook, Event, EventId, Hlc, NewEvent, NodeId, VectorClock};
 
-use crate::checkpoint;
 use crate::error::storage;
 use crate::schema::{FOLD_EVERY, MAX_INSERT_ROWS, insert_chunk};
-use crate::store::{
-    Inner, SqliteStore, blob, blocking, decode_clock, decode_hlc, distinct, encode_hlc, sixteen, to_i64, to_u64,
-};
+use crate::store::{Inner, SqliteStore, blob, decode_clock, decode_hlc, distinct, encode_hlc, sixteen, to_i64, to_u64};
 
 /// Most clocks and origin counters kept in memory; past it, the cache
 /// starts over at the next fold.
@@ -222,8 +218,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Inner, &mut Connection, &mut Derived) -> sync_core::Result<T> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        let (written, wal_pages) = blocking(move || {
+        self.on_blocking_thread(move |inner| {
             let mut derived = inner.writer.lock().unwrap_or_else(|poisoned| {
                 // A batch panicked halfway: forget the mirror, the tables
                 // hold the truth.
@@ -232,12 +227,10 @@ impl SqliteStore {
                 derived
             });
             inner.writer.clear_poison();
-            let written = inner.connection(action).and_then(|mut conn| f(&inner, &mut conn, &mut derived));
-            (written, checkpoint::take_wal_pages())
+            let mut conn = inner.connection(action)?;
+            f(inner, &mut conn, &mut derived)
         })
-        .await;
-        self.checkpoint_if_due(wal_pages);
-        written
+        .await
     }
 
     /// Appends local events (see [`sync_core::EventStore::append`]).

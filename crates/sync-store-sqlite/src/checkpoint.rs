@@ -15,8 +15,10 @@
 //! beginning after a checkpoint that copied all of it; so once the WAL
 //! holds [`INLINE_CHECKPOINT_PAGES`] (also if checkpoints fail, or after
 //! writes through [`SqliteStore::pool`](crate::SqliteStore::pool) that no
-//! store call follows), the committing connection checkpoints itself, as
-//! SQLite would, and the next write starts the WAL over.
+//! store call follows), no more background checkpoints start and the
+//! committing connection checkpoints itself, as SQLite would: being the
+//! only checkpointer then, it copies all of the WAL (most of it copied
+//! already), and the next write starts the WAL over.
 
 use std::cell::Cell;
 use std::os::raw::c_int;
@@ -29,8 +31,8 @@ use rusqlite::hooks::Wal;
 /// WAL growth that starts a background checkpoint: SQLite's default mark.
 pub(crate) const CHECKPOINT_PAGES: c_int = 1000;
 
-/// WAL size (16 MB) at which the committing connection checkpoints itself.
-pub(crate) const INLINE_CHECKPOINT_PAGES: c_int = 4 * CHECKPOINT_PAGES;
+/// WAL size (12 MB) at which the committing connection checkpoints itself.
+pub(crate) const INLINE_CHECKPOINT_PAGES: c_int = 3 * CHECKPOINT_PAGES;
 
 thread_local! {
     /// The largest WAL size commits on this thread reported since the last
@@ -77,7 +79,10 @@ impl Checkpointer {
         let before = self.scheduled_at.load(Ordering::Acquire);
         // A WAL smaller than before has started over.
         let added = if pages >= before { pages - before } else { pages };
-        if added < CHECKPOINT_PAGES || self.scheduled.swap(true, Ordering::AcqRel) {
+        // A WAL this large is for the writer to checkpoint (see the module
+        // docs): a background checkpoint running then would make it fail.
+        let writers_turn = pages >= INLINE_CHECKPOINT_PAGES;
+        if added < CHECKPOINT_PAGES || writers_turn || self.scheduled.swap(true, Ordering::AcqRel) {
             return false;
         }
         self.scheduled_at.store(pages, Ordering::Release);

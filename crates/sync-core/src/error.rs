@@ -66,6 +66,17 @@ pub enum Error {
         found: NodeId,
     },
 
+    /// A cursor of this store past its head: the store did not hand it out
+    /// as it is now (it was restored from an older copy, say). The cure is
+    /// the same as for a foreign cursor, a resync from the start.
+    #[snafu(display("cursor {cursor} is past this store's head {head}"))]
+    CursorPastHead {
+        /// The cursor as received, in its text form.
+        cursor: String,
+        /// The store's head, in its text form.
+        head: String,
+    },
+
     /// Bytes that do not decode as the expected message.
     #[snafu(display("cannot decode {format} body: {message}"))]
     Decode {
@@ -123,7 +134,9 @@ impl Error {
         match self {
             Error::InvalidInput { .. } | Error::ClockTooLarge { .. } => ErrorCode::InvalidInput,
             Error::TooLarge { .. } => ErrorCode::TooLarge,
-            Error::MalformedCursor { .. } | Error::ForeignCursor { .. } => ErrorCode::BadCursor,
+            Error::MalformedCursor { .. } | Error::ForeignCursor { .. } | Error::CursorPastHead { .. } => {
+                ErrorCode::BadCursor
+            }
             Error::Decode { .. } => ErrorCode::Malformed,
             Error::Storage { .. } => ErrorCode::Storage,
             Error::Unavailable { .. } => ErrorCode::Unavailable,

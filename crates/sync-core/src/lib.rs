@@ -3,12 +3,17 @@
 //! traits ([`EventStore`], [`Transport`], [`ConflictResolver`]) that store and
 //! transport crates implement. No I/O lives here.
 //!
+//! Store authors find the batch rule and the feed helpers in [`raw`].
+//!
 //! ```
-//! use sync_core::{Codec, ClockBook, Hlc, Limits, NewEvent, NodeId, Event};
-//! let mut book = ClockBook::new(NodeId::random(), Hlc::ZERO, Limits::default());
-//! let event = book.stamp(NewEvent::new("note.added", "note-1", "hello"), Hlc::now_ms()).unwrap();
-//! let wire = Codec::Postcard.encode(&event).unwrap();
-//! assert_eq!(Codec::Postcard.decode::<Event>(&wire).unwrap(), event);
+//! use sync_core::raw::{Ledger, append_plan};
+//! use sync_core::{Codec, Event, Hlc, Limits, NewEvent, NodeId};
+//! let note = NewEvent::new("note.added", "note-1", "hello");
+//! let plan = append_plan(NodeId::random(), &Limits::default(), vec![note], Hlc::now_ms(), &mut Ledger::default())?;
+//! let event = &plan.rows[0];
+//! let wire = Codec::Postcard.encode(event)?;
+//! assert_eq!(&Codec::Postcard.decode::<Event>(&wire)?, event);
+//! # Ok::<_, sync_core::Error>(())
 //! ```
 
 mod clock;
@@ -19,6 +24,7 @@ mod event;
 mod filter;
 mod hlc;
 mod id;
+pub mod raw;
 mod resolve;
 mod store;
 mod transport;
@@ -35,10 +41,7 @@ pub use resolve::{
     AdditiveMerge, ByKind, Conflict, ConflictResolver, FirstWriteWins, FnResolver, LastWriteWins, Resolution,
     ResolvedConflict, View, ViewEntry, find_conflicts, resolved_view, resolver_fn,
 };
-pub use store::{
-    AppendOutcome, Checkpoint, ClockBook, EventStore, Limits, MAX_COUNTER, MAX_PAGE_BYTES, Page, ScanRow,
-    apply_or_each, page_from_scan,
-};
+pub use store::{AppendOutcome, Checkpoint, EventStore, Limits, MAX_COUNTER, MAX_PAGE_BYTES, Page, apply_or_each};
 pub use transport::{CompressRequests, PushAck, PushResult, PushStatus, Transport};
 
 #[cfg(test)]
@@ -76,7 +79,7 @@ mod codec_tests {
     proptest! {
         #[test]
         fn events_round_trip_in_both_codecs(events in proptest::collection::vec(event(), 0..5), after in any::<[u8; 16]>(), seq in any::<u64>()) {
-            let page = Page { events, next: Cursor::new(NodeId::from_bytes(after), seq), has_more: seq % 2 == 0 };
+            let page = Page { events, next: Cursor::new(NodeId::from_bytes(after), seq.into()), has_more: seq % 2 == 0 };
             for codec in [Codec::Postcard, Codec::Json] {
                 let bytes = codec.encode(&page).unwrap();
                 prop_assert_eq!(&codec.decode::<Page>(&bytes).unwrap(), &page);

@@ -255,10 +255,11 @@ pub struct View {
 /// duplicates of the input do not matter).
 ///
 /// ```
-/// use sync_core::{resolved_view, ClockBook, Hlc, LastWriteWins, Limits, NewEvent, NodeId, ViewEntry};
+/// use sync_core::raw::Replica;
+/// use sync_core::{resolved_view, LastWriteWins, NewEvent, NodeId, ViewEntry};
 /// // Two replicas rename the same todo while offline.
-/// let mut a = ClockBook::new(NodeId::random(), Hlc::ZERO, Limits::default());
-/// let mut b = ClockBook::new(NodeId::random(), Hlc::ZERO, Limits::default());
+/// let mut a = Replica::new(NodeId::random());
+/// let mut b = Replica::new(NodeId::random());
 /// let ea = a.stamp(NewEvent::new("renamed", "todo-1", "milk"), 1_000).unwrap();
 /// let eb = b.stamp(NewEvent::new("renamed", "todo-1", "bread"), 2_000).unwrap();
 /// let view = resolved_view(&[ea, eb.clone()], &LastWriteWins);
@@ -326,15 +327,15 @@ pub fn resolved_view(events: &[Event], resolver: &dyn ConflictResolver) -> View 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ClockBook, Hlc, Limits, NewEvent};
+    use crate::NewEvent;
+    use crate::raw::Replica;
     use proptest::prelude::*;
 
     /// Three replicas editing two aggregates, syncing at random points:
     /// each step is (replica, aggregate, kind, sync-with-replica?).
     fn history(steps: &[(usize, usize, usize, Option<usize>)]) -> Vec<Event> {
         let nodes: Vec<NodeId> = (1..=3u8).map(|i| NodeId::from_bytes([i; 16])).collect();
-        let mut books: Vec<ClockBook> =
-            nodes.iter().map(|n| ClockBook::new(*n, Hlc::ZERO, Limits::default())).collect();
+        let mut books: Vec<Replica> = nodes.iter().map(|n| Replica::new(*n)).collect();
         let mut known: Vec<Vec<Event>> = vec![Vec::new(); 3];
         let mut all = Vec::new();
         for (i, &(r, agg, kind, sync)) in steps.iter().enumerate() {

@@ -1,23 +1,32 @@
 //! The [`EventStore`] trait and the rules every store shares.
 
-use std::collections::HashMap;
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::DEFAULT_MAX_CLOCK_ENTRIES;
 use crate::error::{Error, Result};
-use crate::{Causality, Cursor, Event, EventId, Filter, Hlc, NewEvent, NodeId, VectorClock};
+use crate::{Cursor, Event, EventId, Filter, NewEvent, NodeId, VectorClock};
 
 /// A durable, append-only, deduplicated event log with a change feed.
 ///
 /// Contract (checked by `sync-testkit`'s `store_suite!`):
 /// - the log is a grow-only set keyed by [`EventId`]: adding an id already
 ///   present is reported in [`AppendOutcome::duplicates`] and changes nothing;
-/// - a batch is atomic: if it is rejected, nothing of it is written;
+/// - a batch follows the one batch rule of [`crate::raw::append_plan`] and
+///   [`crate::raw::apply_plan`], and is atomic: if it is rejected, nothing
+///   of it is written;
 /// - once `append` / `apply` returns `Ok`, the events survive a process crash;
-/// - [`EventStore::load`] returns every event inserted after a cursor exactly
-///   once, in insertion order, even while other tasks append.
+/// - the feed is a stable prefix: [`EventStore::load`] returns every event
+///   after a cursor exactly once, in feed order, even while other tasks
+///   append, and once a cursor is handed out no event can later appear
+///   before it. Positions need not be dense;
+/// - a cursor past the head, or of another store, is an error, never an
+///   empty page;
+/// - [`EventStore::wait_past`] wakes on every write through any handle of
+///   the store in the process.
+///
+/// Store authors build on [`crate::raw`].
 pub trait EventStore: Send + Sync + 'static {
     /// This replica's id, created on first open and kept across reopen.
     fn node_id(&self) -> NodeId;
@@ -30,8 +39,8 @@ pub trait EventStore: Send + Sync + 'static {
     /// peer they came from, so a push to that peer can skip them.
     fn apply(&self, events: Vec<Event>, source: &str) -> impl Future<Output = Result<AppendOutcome>> + Send;
 
-    /// Up to `limit` events inserted after `after` that pass `filter`, in
-    /// insertion order, leaving out those applied from `skip_source`.
+    /// Up to `limit` events after `after` that pass `filter`, in feed
+    /// order, leaving out those applied from `skip_source`.
     fn load(
         &self,
         after: &Cursor,
@@ -40,13 +49,13 @@ pub trait EventStore: Send + Sync + 'static {
         skip_source: Option<&str>,
     ) -> impl Future<Output = Result<Page>> + Send;
 
-    /// Every event of one aggregate inserted after `after`, in insertion order.
+    /// Every event of one aggregate after `after`, in feed order.
     fn load_aggregate(&self, aggregate_id: &str, after: &Cursor) -> impl Future<Output = Result<Vec<Event>>> + Send;
 
     /// The merge of the clocks of every event of one aggregate (empty if none).
     ///
     /// The default reads the whole aggregate; stores that keep the clock
-    /// (they must, for [`ClockBook`]) should answer with one lookup.
+    /// (they must, for the batch rule) should answer with one lookup.
     fn aggregate_clock(&self, aggregate_id: &str) -> impl Future<Output = Result<VectorClock>> + Send {
         async move {
             let mut clock = VectorClock::new();
@@ -57,8 +66,14 @@ pub trait EventStore: Send + Sync + 'static {
         }
     }
 
-    /// The cursor after the last inserted event.
+    /// The cursor after the last event of the feed.
     fn head(&self) -> impl Future<Output = Result<Cursor>> + Send;
+
+    /// Resolves once the feed holds an event after `after` (at once if it
+    /// already does): writes through any handle of this store in the
+    /// process wake it, and writes by other processes too where the store
+    /// can learn of them. Stores answer it with a [`crate::raw::FeedSignal`].
+    fn wait_past(&self, after: &Cursor) -> impl Future<Output = Result<()>> + Send;
 
     /// The highest counter held per origin node.
     fn version_vector(&self) -> impl Future<Output = Result<VectorClock>> + Send;
@@ -102,6 +117,9 @@ impl<S: EventStore> EventStore for std::sync::Arc<S> {
     fn head(&self) -> impl Future<Output = Result<Cursor>> + Send {
         (**self).head()
     }
+    fn wait_past(&self, after: &Cursor) -> impl Future<Output = Result<()>> + Send {
+        (**self).wait_past(after)
+    }
     fn version_vector(&self) -> impl Future<Output = Result<VectorClock>> + Send {
         (**self).version_vector()
     }
@@ -124,9 +142,9 @@ pub struct AppendOutcome {
     /// Ids that were already present (or repeated within the batch).
     pub duplicates: Vec<EventId>,
     /// Inserted ids (of `apply`) whose clock did not cover everything the
-    /// store already held of their aggregate when they were inserted, as
-    /// reported by [`ClockBook::observe`]. Every new conflict involves at
-    /// least one of these, so the sync manager only inspects their aggregates.
+    /// store already held of their aggregate when they were inserted. Every
+    /// new conflict involves at least one of these, so the sync manager only
+    /// inspects their aggregates.
     pub concurrent: Vec<EventId>,
 }
 
@@ -186,8 +204,9 @@ impl Limits {
         self.check_fields(e.id, &e.kind, &e.aggregate_id, e.data.len(), &e.metadata)
     }
 
-    /// Checks an event from a peer, including its header.
-    pub fn check_remote(&self, e: &Event) -> Result<()> {
+    /// Checks an event from a peer, including its header, at wall-clock
+    /// time `now_ms` (see [`Limits::max_clock_skew_ms`]).
+    pub fn check_remote(&self, e: &Event, now_ms: u64) -> Result<()> {
         self.check_fields(e.id, &e.kind, &e.aggregate_id, e.data.len(), &e.metadata)?;
         e.clock.check_limit(self.max_clock_entries)?;
         if e.origin.counter == 0 || e.clock.get(e.origin.node) != e.origin.counter {
@@ -202,7 +221,7 @@ impl Limits {
                 e.id
             )));
         }
-        let latest = Hlc::now_ms().saturating_add(self.max_clock_skew_ms);
+        let latest = now_ms.saturating_add(self.max_clock_skew_ms);
         if e.hlc.wall_ms > latest {
             return Err(Error::invalid(format!(
                 "event {}: timestamp {} ms is more than {} ms ahead of this clock",
@@ -246,86 +265,6 @@ impl Limits {
     }
 }
 
-/// The replica bookkeeping a store persists next to its log, and the rules
-/// that update it. A store loads the entries a batch touches, runs the batch
-/// through [`ClockBook::stamp`] / [`ClockBook::observe`], and writes back
-/// [`ClockBook::aggregates`], [`ClockBook::origins`] and [`ClockBook::hlc`] in
-/// the same transaction as the events.
-///
-/// ```
-/// use sync_core::{ClockBook, Hlc, Limits, NewEvent, NodeId};
-/// let me = NodeId::random();
-/// let mut book = ClockBook::new(me, Hlc::ZERO, Limits::default());
-/// let a = book.stamp(NewEvent::new("k", "agg", vec![]), 1_000).unwrap();
-/// let b = book.stamp(NewEvent::new("k", "agg", vec![]), 1_000).unwrap();
-/// assert_eq!((a.origin.counter, b.origin.counter), (1, 2));
-/// assert!(a.clock.happened_before(&b.clock));
-/// assert!(a.hlc < b.hlc);
-/// ```
-#[derive(Debug, Clone)]
-pub struct ClockBook {
-    node: NodeId,
-    limits: Limits,
-    /// Last HLC issued or observed.
-    pub hlc: Hlc,
-    /// Clock of each touched aggregate (merge of its events' clocks).
-    pub aggregates: HashMap<String, VectorClock>,
-    /// Highest counter per touched origin (the version vector entries).
-    pub origins: HashMap<NodeId, u64>,
-}
-
-impl ClockBook {
-    /// A book for `node`, starting from the persisted `hlc`. Fill
-    /// `aggregates` and `origins` (including this node's own counter) with
-    /// the persisted entries the batch touches before stamping.
-    pub fn new(node: NodeId, hlc: Hlc, limits: Limits) -> Self {
-        ClockBook { node, limits, hlc, aggregates: HashMap::new(), origins: HashMap::new() }
-    }
-
-    /// Validates and stamps a local event.
-    pub fn stamp(&mut self, event: NewEvent, now_ms: u64) -> Result<Event> {
-        self.limits.check_new(&event)?;
-        let counter = self.origins.entry(self.node).or_insert(0);
-        *counter += 1;
-        let dot = crate::Dot { node: self.node, counter: *counter };
-        // A rejected event fails the whole batch, and the store then drops
-        // this book, so updating the aggregate's clock in place is safe.
-        let clock = match self.aggregates.get_mut(&event.aggregate_id) {
-            Some(clock) => clock,
-            None => self.aggregates.entry(event.aggregate_id.clone()).or_default(),
-        };
-        clock.set(self.node, dot.counter);
-        clock.check_limit(self.limits.max_clock_entries)?;
-        let clock = clock.clone();
-        self.hlc = self.hlc.tick(now_ms);
-        Ok(event.stamp(dot, clock, self.hlc))
-    }
-
-    /// Validates a remote event without learning from it: for events the
-    /// store already holds, whose header must not change the bookkeeping (a
-    /// forged copy of a stored id would otherwise inflate clocks).
-    pub fn check(&self, event: &Event) -> Result<()> {
-        self.limits.check_remote(event)
-    }
-
-    /// Validates a remote event the store is about to insert, and records
-    /// what it teaches. Returns true
-    /// when the event is *concurrent* with something already known of its
-    /// aggregate (its clock does not cover the aggregate's clock): only such
-    /// events can start a conflict, see [`AppendOutcome::concurrent`].
-    pub fn observe(&mut self, event: &Event) -> Result<bool> {
-        self.limits.check_remote(event)?;
-        let clock = self.aggregates.entry(event.aggregate_id.clone()).or_default();
-        let concurrent = !matches!(clock.compare(&event.clock), Causality::Before | Causality::Equal);
-        clock.merge(&event.clock);
-        clock.check_limit(self.limits.max_clock_entries)?;
-        let counter = self.origins.entry(event.origin.node).or_insert(0);
-        *counter = (*counter).max(event.origin.counter);
-        self.hlc = self.hlc.observe(event.hlc);
-        Ok(concurrent)
-    }
-}
-
 /// Applies `events` as one batch; if the store refuses the batch because an
 /// event breaks its rules ([`Error::is_refusal`]), applies them one at a time
 /// instead, hands each refused event's id and reason to `refused`, and stores
@@ -362,67 +301,3 @@ pub async fn apply_or_each<S: EventStore + ?Sized>(
 /// whatever its event limit, so pages of large events stay within request
 /// and response body limits. A page always holds at least one event.
 pub const MAX_PAGE_BYTES: usize = 8 << 20;
-
-/// Rows asked of a store's scan at once, so a page of large events never
-/// loads far more than it returns.
-const MAX_SCAN_ROWS: usize = 1024;
-
-/// One row of a store's raw feed scan, for [`page_from_scan`].
-#[derive(Debug, Clone)]
-pub struct ScanRow {
-    /// Local insertion order.
-    pub seq: u64,
-    /// The peer the event was applied from; `None` for local appends.
-    pub source: Option<String>,
-    /// The event.
-    pub event: Event,
-}
-
-/// Builds a [`Page`] for [`EventStore::load`] from a raw scan, so that every
-/// store pages, filters and reports `has_more` the same way.
-///
-/// `scan(after_seq, n)` must return up to `n` rows with `seq > after_seq` in
-/// seq order. Scanning stops when `limit` events matched, when the page holds
-/// [`MAX_PAGE_BYTES`], or after a budget of rows (so a very selective filter
-/// gives short pages, never a long stall); `next` always moves past every row
-/// examined.
-pub async fn page_from_scan<F, Fut>(
-    store: NodeId,
-    after: &Cursor,
-    limit: usize,
-    filter: &Filter,
-    skip_source: Option<&str>,
-    mut scan: F,
-) -> Result<Page>
-where
-    F: FnMut(u64, usize) -> Fut,
-    Fut: Future<Output = Result<Vec<ScanRow>>>,
-{
-    if limit == 0 {
-        return Err(Error::invalid("page limit must be at least 1"));
-    }
-    let mut last = after.seq_for(store)?;
-    let budget = limit.saturating_mul(16).max(4096);
-    let (mut scanned, mut bytes) = (0usize, 0usize);
-    let mut events = Vec::new();
-    loop {
-        let chunk = (limit - events.len()).min(budget - scanned).min(MAX_SCAN_ROWS).saturating_add(1);
-        let rows = scan(last, chunk).await?;
-        let exhausted = rows.len() < chunk;
-        for row in rows {
-            if events.len() == limit || scanned == budget || bytes >= MAX_PAGE_BYTES {
-                return Ok(Page { events, next: Cursor::new(store, last), has_more: true });
-            }
-            scanned += 1;
-            last = row.seq;
-            let from_skipped = skip_source.is_some() && row.source.as_deref() == skip_source;
-            if !from_skipped && filter.matches(&row.event) {
-                bytes += row.event.approx_size();
-                events.push(row.event);
-            }
-        }
-        if exhausted {
-            return Ok(Page { events, next: Cursor::new(store, last), has_more: false });
-        }
-    }
-}

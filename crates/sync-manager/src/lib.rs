@@ -11,7 +11,7 @@
 //! ```
 //! use sync_core::{LastWriteWins, NewEvent};
 //! use sync_manager::SyncManager;
-//! use sync_testkit::MemoryStore;
+//! use sync_store_memory::MemoryStore;
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! // Local only: no transport.
 //! let manager = SyncManager::builder(MemoryStore::new()).resolver(LastWriteWins).build()?;

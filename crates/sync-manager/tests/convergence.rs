@@ -10,7 +10,8 @@ use proptest::prelude::*;
 use sync_core::{ByKind, Cursor, EventStore, Filter, FirstWriteWins, LastWriteWins, NewEvent, Resolution, resolver_fn};
 use sync_manager::SyncManager;
 use sync_server::SyncService;
-use sync_testkit::{InProcessTransport, MemoryStore};
+use sync_store_memory::MemoryStore;
+use sync_testkit::InProcessTransport;
 
 #[derive(Debug, Clone)]
 enum Step {

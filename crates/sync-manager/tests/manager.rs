@@ -10,7 +10,8 @@ use sync_core::{
 };
 use sync_manager::{BuildError, Phase, Progress, SyncManager};
 use sync_server::{Principal, SyncService};
-use sync_testkit::{FlakyTransport, InProcessTransport, MemoryStore};
+use sync_store_memory::MemoryStore;
+use sync_testkit::{FlakyTransport, InProcessTransport};
 
 type Server = Arc<SyncService<MemoryStore>>;
 
@@ -353,7 +354,10 @@ async fn pulled_events_the_local_store_refuses_are_skipped_and_reported() {
         .await
         .unwrap();
     writer.sync().await.unwrap();
-    let strict = MemoryStore::with_limits(sync_core::Limits { max_data_bytes: 4, ..Default::default() });
+    let strict = MemoryStore::open(
+        sync_store_memory::MemoryConfig::new()
+            .with_limits(sync_core::Limits { max_data_bytes: 4, ..Default::default() }),
+    );
     let reader = SyncManager::builder(strict).transport(client(&server)).build().unwrap();
     let r = reader.sync().await.unwrap();
     assert_eq!(r.pulled, 2);

@@ -4,10 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sync_core::{
-    Cursor, Error, ErrorCode, Event, EventStore, Filter, Limits, Page, PushAck, PushResult, PushStatus, Result,
+    Cursor, Error, ErrorCode, Event, EventStore, Filter, Hlc, Limits, Page, PushAck, PushResult, PushStatus, Result,
     apply_or_each,
 };
-use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::auth::{AllowAll, Authorizer, Principal};
@@ -45,17 +44,18 @@ impl Default for ServerLimits {
 
 /// The server side of sync: validates, authorizes and applies pushes
 /// idempotently, serves pulls from the store's change feed, and tells live
-/// transports when the feed grows. Transports (HTTP, WebSocket, gRPC) are thin
+/// transports when the feed moves ([`SyncService::wait_past`]). Transports (HTTP, WebSocket, gRPC) are thin
 /// adapters over it.
 ///
 /// ```
-/// use sync_core::{ClockBook, Cursor, Filter, Hlc, Limits, NewEvent, NodeId, PushStatus};
+/// use sync_core::raw::Replica;
+/// use sync_core::{Cursor, Filter, Hlc, NewEvent, NodeId, PushStatus};
 /// use sync_server::{Principal, SyncService};
-/// use sync_testkit::MemoryStore;
+/// use sync_store_memory::MemoryStore;
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let service = SyncService::new(MemoryStore::new());
 /// let client = Principal::unrestricted("client");
-/// let mut book = ClockBook::new(NodeId::random(), Hlc::ZERO, Limits::default());
+/// let mut book = Replica::new(NodeId::random());
 /// let event = book.stamp(NewEvent::new("note.added", "note-1", "hi"), Hlc::now_ms())?;
 /// let ack = service.push(&client, vec![event.clone()]).await?;
 /// assert_eq!(ack.results[0].status, PushStatus::Accepted);
@@ -69,18 +69,12 @@ pub struct SyncService<S> {
     store: S,
     authorizer: Arc<dyn Authorizer>,
     limits: ServerLimits,
-    head: watch::Sender<Cursor>,
 }
 
 impl<S: EventStore> SyncService<S> {
     /// A service over `store` that lets everyone in ([`AllowAll`]) with default limits.
     pub fn new(store: S) -> Self {
-        SyncService {
-            store,
-            authorizer: Arc::new(AllowAll),
-            limits: ServerLimits::default(),
-            head: watch::channel(Cursor::START).0,
-        }
+        SyncService { store, authorizer: Arc::new(AllowAll), limits: ServerLimits::default() }
     }
 
     /// Uses `authorizer` to authenticate requests.
@@ -130,10 +124,11 @@ impl<S: EventStore> SyncService<S> {
         let started = Instant::now();
         let mut results: Vec<PushResult> = Vec::with_capacity(events.len());
         let mut accepted = Vec::with_capacity(events.len());
+        let now = Hlc::now_ms();
         for event in events {
             let verdict = match principal.check(&event) {
                 Err(why) => Err((ErrorCode::Forbidden, why)),
-                Ok(()) => self.limits.events.check_remote(&event).map_err(|e| (e.code(), e.to_string())),
+                Ok(()) => self.limits.events.check_remote(&event, now).map_err(|e| (e.code(), e.to_string())),
             };
             match verdict {
                 Ok(()) => {
@@ -165,9 +160,6 @@ impl<S: EventStore> SyncService<S> {
                 r.status = PushStatus::Duplicate;
             }
         }
-        if !outcome.inserted.is_empty() {
-            self.notify_head().await;
-        }
         metrics::counter!("synckit_server_push_events_total", "status" => "accepted")
             .increment(outcome.inserted.len() as u64);
         metrics::counter!("synckit_server_push_events_total", "status" => "duplicate")
@@ -198,16 +190,13 @@ impl<S: EventStore> SyncService<S> {
         Ok(page)
     }
 
-    /// Watches the store's head: live transports wait on this to wake
-    /// subscribers when pushes add events.
-    pub fn watch_head(&self) -> watch::Receiver<Cursor> {
-        self.head.subscribe()
-    }
-
-    async fn notify_head(&self) {
-        if let Ok(head) = self.store.head().await {
-            self.head.send_replace(head);
-        }
+    /// Resolves once the store's feed holds an event after `after`, whoever
+    /// wrote it: a push through this service, a manager or another service
+    /// sharing the store, or (for stores that hear of them) another process.
+    /// Live transports wait on this, then [`SyncService::pull`]. A cursor of
+    /// another store is a `bad_cursor` error.
+    pub async fn wait_past(&self, after: &Cursor) -> Result<()> {
+        self.store.wait_past(after).await
     }
 
     async fn timed<T>(&self, action: &str, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {

@@ -1,16 +1,17 @@
-//! SyncService rules: scope, validation, limits, idempotency, live head.
+//! SyncService rules: scope, validation, limits, idempotency, waking live readers.
 
 use std::time::Duration;
 
+use sync_core::raw::Replica;
 use sync_core::{
-    AppendOutcome, Checkpoint, ClockBook, Cursor, ErrorCode, Event, EventStore, Filter, Hlc, Limits, NewEvent, NodeId,
-    Page, PushStatus, Result, VectorClock,
+    AppendOutcome, Checkpoint, Cursor, ErrorCode, Event, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, Page,
+    PushStatus, Result, VectorClock,
 };
 use sync_server::{Principal, ServerLimits, StaticTokens, SyncService};
-use sync_testkit::MemoryStore;
+use sync_store_memory::MemoryStore;
 
 fn events(specs: &[(&str, Option<&str>)]) -> Vec<Event> {
-    let mut book = ClockBook::new(NodeId::random(), Hlc::ZERO, Limits::default());
+    let mut book = Replica::new(NodeId::random());
     specs
         .iter()
         .map(|(agg, tenant)| {
@@ -108,7 +109,9 @@ async fn batch_and_page_limits_apply() {
 async fn events_the_store_refuses_are_rejected_one_by_one() {
     // The store is stricter than the service (it takes no payload at all):
     // the refused events are rejected per event, the others still stored.
-    let store = MemoryStore::with_limits(Limits { max_data_bytes: 1, ..Limits::default() });
+    let store = MemoryStore::open(
+        sync_store_memory::MemoryConfig::new().with_limits(Limits { max_data_bytes: 1, ..Limits::default() }),
+    );
     let service = SyncService::new(store);
     let mut batch = events(&[("a", None), ("b", None), ("c", None)]);
     batch[0].data = "too big".into();
@@ -151,6 +154,9 @@ impl EventStore for StallingStore {
     async fn head(&self) -> Result<Cursor> {
         self.0.head().await
     }
+    async fn wait_past(&self, after: &Cursor) -> Result<()> {
+        self.0.wait_past(after).await
+    }
     async fn version_vector(&self) -> Result<VectorClock> {
         self.0.version_vector().await
     }
@@ -178,15 +184,32 @@ async fn request_timeout_applies() {
 }
 
 #[tokio::test]
-async fn head_watch_wakes_on_new_events_only() {
-    let service = SyncService::new(MemoryStore::new());
-    let mut head = service.watch_head();
+async fn a_waiting_pull_wakes_on_new_events_from_any_writer() {
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let service = std::sync::Arc::new(SyncService::new(store.clone()));
+    let client = Principal::unrestricted("c");
     let batch = events(&[("a", None)]);
-    service.push(&Principal::unrestricted("c"), batch.clone()).await.unwrap();
-    assert!(head.has_changed().unwrap());
-    assert_eq!(*head.borrow_and_update(), service.store().head_cursor().await);
-    service.push(&Principal::unrestricted("c"), batch).await.unwrap();
-    assert!(!head.has_changed().unwrap(), "a duplicate push adds nothing");
+    let wait = |after: Cursor| {
+        let service = service.clone();
+        tokio::spawn(async move { service.wait_past(&after).await })
+    };
+    // A push through the service.
+    let mut waiter = wait(Cursor::START);
+    service.push(&client, batch.clone()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), &mut waiter).await.expect("woken by a push").unwrap().unwrap();
+    // A duplicate push adds nothing and wakes no one.
+    let head = service.store().head_cursor().await;
+    let mut waiter = wait(head);
+    service.push(&client, batch).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(50), &mut waiter).await.is_err(), "woken by a duplicate");
+    // A write that does not go through the service at all.
+    store.append(vec![NewEvent::new("k", "b", "direct")]).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("woken by the store").unwrap().unwrap();
+    let page = service.pull(&client, &head, 10, &Filter::default()).await.unwrap();
+    assert_eq!(page.events[0].data, "direct");
+    // A cursor of another store is refused, not waited on forever.
+    let foreign = Cursor::new(NodeId::random(), 1);
+    assert_eq!(service.wait_past(&foreign).await.unwrap_err().code(), ErrorCode::BadCursor);
 }
 
 #[tokio::test]

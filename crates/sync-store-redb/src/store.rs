@@ -27,7 +27,6 @@
 //! The head of the feed is the last key of `events`: events are never
 //! deleted, so it needs no separate counter that could disagree with it.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Bound;
@@ -39,9 +38,10 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use snafu::ResultExt;
+use sync_core::raw::{FeedSignal, Known, Plan, ScanRow, append_plan, apply_plan, page_from_scan};
 use sync_core::{
-    AppendOutcome, Checkpoint, ClockBook, Codec, Cursor, Event, EventId, EventStore, Filter, Hlc, NewEvent, NodeId,
-    Page, ScanRow, VectorClock, page_from_scan,
+    AppendOutcome, Checkpoint, Codec, Cursor, Event, EventId, EventStore, Filter, Hlc, NewEvent, NodeId, Page,
+    VectorClock,
 };
 
 use crate::config::{Durability, RedbConfig};
@@ -75,6 +75,7 @@ struct Shared {
     db: Database,
     node: NodeId,
     config: RedbConfig,
+    signal: FeedSignal,
 }
 
 /// Use of redb's page cache, from [`RedbStore::cache_stats`].
@@ -196,7 +197,9 @@ impl RedbStore {
             }
         };
         txn.commit().context(CommitSnafu)?;
-        Ok(RedbStore { shared: Arc::new(Shared { db, node, config }) })
+        let shared = Shared { db, node, config, signal: FeedSignal::new(node, 0) };
+        shared.signal.advance(shared.last_seq()?.into());
+        Ok(RedbStore { shared: Arc::new(shared) })
     }
 
     /// The options this store was opened with.
@@ -271,6 +274,13 @@ impl Shared {
         self.db.begin_read().context(BeginSnafu)
     }
 
+    /// The seq of the last event: the head of the feed.
+    fn last_seq(&self) -> Result<u64> {
+        let txn = self.read()?;
+        let events = txn.open_table(EVENTS).context(OpenTableSnafu { table: "events" })?;
+        Ok(events.last().on("events")?.map_or(0, |(k, _)| k.value()))
+    }
+
     /// Up to `n` feed rows with seq above `after`.
     fn scan(&self, after: u64, n: usize) -> Result<Vec<ScanRow>> {
         let txn = self.read()?;
@@ -283,7 +293,7 @@ impl Shared {
             let seq = seq.value();
             let (bytes, source, _) = value.value();
             rows.push(ScanRow {
-                seq,
+                position: seq.into(),
                 source: source.map(str::to_owned),
                 event: decode(bytes, || format!("event {seq}"))?,
             });
@@ -344,108 +354,114 @@ impl<'t> Tables<'t> {
     }
 }
 
-/// One batch inside one write transaction: the tables, a [`ClockBook`]
-/// loaded with the persisted entries the batch touches, and the outcome.
-///
-/// Per event it costs one insert into `ids` and one into `events`; clocks
-/// and chain heads are read and written once per distinct aggregate.
-struct BatchWriter<'t> {
-    tables: Tables<'t>,
-    book: ClockBook,
-    /// The last seq of each touched aggregate (the head of its chain).
-    chain_heads: HashMap<String, u64>,
-    last_seq: u64,
-    outcome: AppendOutcome,
+/// What a batch's tables hold, for the batch rule of `sync_core::raw`. It
+/// keeps the stored clock and chain head of every aggregate it was asked
+/// about: the batch writes both back.
+struct TablesKnown<'a, 't> {
+    tables: &'a Tables<'t>,
+    aggregates: HashMap<String, (VectorClock, u64)>,
 }
 
-impl<'t> BatchWriter<'t> {
-    /// `touched` lists each event's aggregate and origin node.
-    fn begin<'a>(
-        txn: &'t WriteTransaction,
-        shared: &Shared,
-        touched: impl IntoIterator<Item = (&'a str, NodeId)>,
-    ) -> Result<Self> {
-        let tables = Tables::open(txn)?;
-        let hlc = match tables.meta.get(HLC_KEY).on("meta")? {
-            Some(bytes) => decode(bytes.value(), || "hlc".into())?,
-            None => Hlc::ZERO,
-        };
-        let counter = |node: NodeId| -> Result<u64> {
-            let stored = tables.origins.get(node.to_bytes()).on("origins")?;
-            Ok(stored.map_or(0, |c| c.value()))
-        };
-        let mut book = ClockBook::new(shared.node, hlc, shared.config.limits);
-        book.origins.insert(shared.node, counter(shared.node)?);
-        let mut aggregates_seen = HashSet::new();
-        let mut chain_heads = HashMap::new();
-        for (aggregate, origin) in touched {
-            if let Entry::Vacant(slot) = book.origins.entry(origin) {
-                slot.insert(counter(origin)?);
+fn read_failed(action: &'static str) -> impl FnOnce(Error) -> sync_core::Error {
+    move |e| sync_core::Error::storage(action, e)
+}
+
+impl Known for TablesKnown<'_, '_> {
+    fn stored(&mut self, ids: &[EventId]) -> sync_core::Result<HashSet<EventId>> {
+        let mut stored = HashSet::new();
+        for id in ids {
+            if self.tables.ids.get(id.to_bytes()).on("ids").map_err(read_failed("looking up ids"))?.is_some() {
+                stored.insert(*id);
             }
-            if aggregates_seen.insert(aggregate)
-                && let Some(entry) = tables.aggregates.get(aggregate).on("aggregates")?
-            {
+        }
+        Ok(stored)
+    }
+
+    fn clocks(&mut self, aggregates: &[&str]) -> sync_core::Result<HashMap<String, VectorClock>> {
+        let mut clocks = HashMap::new();
+        for aggregate in aggregates {
+            let stored = self.tables.aggregates.get(*aggregate).on("aggregates");
+            if let Some(entry) = stored.map_err(read_failed("reading aggregate clocks"))? {
                 let (bytes, last) = entry.value();
-                let clock: VectorClock = decode(bytes, || format!("clock of aggregate {aggregate:?}"))?;
-                book.aggregates.insert(aggregate.to_owned(), clock);
-                chain_heads.insert(aggregate.to_owned(), last);
+                let clock: VectorClock = decode(bytes, || format!("clock of aggregate {aggregate:?}"))
+                    .map_err(read_failed("reading aggregate clocks"))?;
+                self.aggregates.insert((*aggregate).to_owned(), (clock.clone(), last));
+                clocks.insert((*aggregate).to_owned(), clock);
             }
         }
-        let last_seq = tables.events.last().on("events")?.map_or(0, |(k, _)| k.value());
-        Ok(BatchWriter { tables, book, chain_heads, last_seq, outcome: AppendOutcome::default() })
+        Ok(clocks)
     }
 
-    /// The seq for a new event `id`, or `None` after recording `id` as a
-    /// duplicate (already stored, or earlier in this batch).
-    fn claim(&mut self, id: EventId) -> Result<Option<u64>> {
-        let seq = self.last_seq + 1;
-        // Insert first: one B-tree walk for the usual new id, and on the
-        // rare duplicate the old seq is put back.
-        let previous = self.tables.ids.insert(id.to_bytes(), seq).on("ids")?.map(|old| old.value());
-        if let Some(previous) = previous {
-            self.tables.ids.insert(id.to_bytes(), previous).on("ids")?;
-            self.outcome.duplicates.push(id);
-            return Ok(None);
+    fn counters(&mut self, nodes: &[NodeId]) -> sync_core::Result<HashMap<NodeId, u64>> {
+        let mut counters = HashMap::new();
+        for node in nodes {
+            let stored = self.tables.origins.get(node.to_bytes()).on("origins");
+            if let Some(counter) = stored.map_err(read_failed("reading origin counters"))? {
+                counters.insert(*node, counter.value());
+            }
         }
-        self.last_seq = seq;
-        Ok(Some(seq))
+        Ok(counters)
     }
 
-    /// Writes a claimed event.
-    fn insert(&mut self, seq: u64, event: &Event, source: Option<&str>) -> Result<()> {
+    fn hlc(&mut self) -> sync_core::Result<Hlc> {
+        let stored = self.tables.meta.get(HLC_KEY).on("meta").map_err(read_failed("reading the hlc"))?;
+        match stored {
+            Some(bytes) => decode(bytes.value(), || "hlc".into()).map_err(read_failed("reading the hlc")),
+            None => Ok(Hlc::ZERO),
+        }
+    }
+}
+
+/// Runs one batch in one write transaction: plans it with the batch rule
+/// over the tables, then writes the plan. Per event it costs one lookup and
+/// one insert into `ids` and one insert into `events`; clocks and chain
+/// heads are read and written once per distinct aggregate. Answers the
+/// outcome and the new last seq.
+fn write_batch(
+    txn: &WriteTransaction,
+    source: Option<&str>,
+    plan: impl FnOnce(&mut TablesKnown<'_, '_>) -> sync_core::Result<Plan>,
+) -> Result<(AppendOutcome, u64), Failure> {
+    let mut tables = Tables::open(txn)?;
+    let (plan, mut aggregates) = {
+        let mut known = TablesKnown { tables: &tables, aggregates: HashMap::new() };
+        (plan(&mut known)?, known.aggregates)
+    };
+    let mut last_seq = tables.events.last().on("events")?.map_or(0, |(k, _)| k.value());
+    if plan.rows.is_empty() {
+        return Ok((plan.outcome, last_seq));
+    }
+    for (aggregate, clock) in plan.clocks {
+        let head = aggregates.get(&aggregate).map_or(0, |(_, head)| *head);
+        aggregates.insert(aggregate, (clock, head));
+    }
+    // Every aggregate of the rows gets its row back: a new head, and the
+    // clock (changed or not: an event whose clock the aggregate covered
+    // already changes only the head).
+    let (mut touched, mut seen) = (Vec::new(), HashSet::new());
+    for event in &plan.rows {
+        last_seq += 1;
+        tables.ids.insert(event.id.to_bytes(), last_seq).on("ids")?;
+        // A new aggregate is in `plan.clocks`: its first event adds an entry.
+        let (_, head) = aggregates.entry(event.aggregate_id.clone()).or_default();
+        let previous = std::mem::replace(head, last_seq);
+        if seen.insert(event.aggregate_id.as_str()) {
+            touched.push(event.aggregate_id.as_str());
+        }
         let bytes = encode(event, "event")?;
-        let previous = match self.chain_heads.get_mut(event.aggregate_id.as_str()) {
-            Some(head) => std::mem::replace(head, seq),
-            None => {
-                self.chain_heads.insert(event.aggregate_id.clone(), seq);
-                0
-            }
-        };
-        self.tables.events.insert(seq, (bytes.as_slice(), source, previous)).on("events")?;
-        self.outcome.inserted.push(event.id);
-        Ok(())
+        tables.events.insert(last_seq, (bytes.as_slice(), source, previous)).on("events")?;
     }
-
-    /// Writes back the book (aggregate clocks, origin counters, HLC) and
-    /// the chain heads.
-    fn finish(mut self) -> Result<AppendOutcome> {
-        for (aggregate, clock) in &self.book.aggregates {
-            let bytes = encode(clock, "aggregate clock")?;
-            // Every aggregate in the book has an event: stored before (head
-            // loaded in `begin`) or in this batch (head set by `insert`).
-            let last = self.chain_heads.get(aggregate).copied().unwrap_or(0);
-            self.tables.aggregates.insert(aggregate.as_str(), (bytes.as_slice(), last)).on("aggregates")?;
-        }
-        // The book started from the stored counters and only raises them.
-        for (node, &counter) in &self.book.origins {
-            if counter > 0 {
-                self.tables.origins.insert(node.to_bytes(), counter).on("origins")?;
-            }
-        }
-        let hlc = encode(&self.book.hlc, "hlc")?;
-        self.tables.meta.insert(HLC_KEY, hlc.as_slice()).on("meta")?;
-        Ok(self.outcome)
+    for aggregate in touched {
+        let (clock, head) = &aggregates[aggregate];
+        let bytes = encode(clock, "aggregate clock")?;
+        tables.aggregates.insert(aggregate, (bytes.as_slice(), *head)).on("aggregates")?;
     }
+    for (node, counter) in plan.counters {
+        tables.origins.insert(node.to_bytes(), counter).on("origins")?;
+    }
+    let hlc = encode(&plan.hlc, "hlc")?;
+    tables.meta.insert(HLC_KEY, hlc.as_slice()).on("meta")?;
+    Ok((plan.outcome, last_seq))
 }
 
 impl EventStore for RedbStore {
@@ -458,20 +474,12 @@ impl EventStore for RedbStore {
             return Ok(AppendOutcome::default());
         }
         self.run("appending events", move |shared| {
-            shared.write(|txn| {
-                let touched = events.iter().map(|e| (e.aggregate_id.as_str(), shared.node));
-                let mut batch = BatchWriter::begin(txn, shared, touched)?;
-                let now = Hlc::now_ms();
-                for event in events {
-                    // Duplicates are skipped before stamping, so they use
-                    // up no counter.
-                    if let Some(seq) = batch.claim(event.id)? {
-                        let event = batch.book.stamp(event, now)?;
-                        batch.insert(seq, &event, None)?;
-                    }
-                }
-                Ok(batch.finish()?)
-            })
+            let (node, limits) = (shared.node, shared.config.limits);
+            let (outcome, head) = shared.write(|txn| {
+                write_batch(txn, None, |known| append_plan(node, &limits, events, Hlc::now_ms(), known))
+            })?;
+            shared.signal.advance(head.into());
+            Ok(outcome)
         })
         .await
     }
@@ -482,28 +490,12 @@ impl EventStore for RedbStore {
         }
         let source = source.to_owned();
         self.run("applying events", move |shared| {
-            shared.write(|txn| {
-                let touched = events.iter().map(|e| (e.aggregate_id.as_str(), e.origin.node));
-                let mut batch = BatchWriter::begin(txn, shared, touched)?;
-                // The whole batch is validated, duplicates included, as
-                // every store does: one bad event aborts the transaction.
-                // Only the events inserted teach the book.
-                let mut concurrent = Vec::new();
-                for event in &events {
-                    match batch.claim(event.id)? {
-                        Some(seq) => {
-                            if batch.book.observe(event)? {
-                                concurrent.push(event.id);
-                            }
-                            batch.insert(seq, event, Some(&source))?;
-                        }
-                        None => batch.book.check(event)?,
-                    }
-                }
-                let mut outcome = batch.finish()?;
-                outcome.concurrent = concurrent;
-                Ok(outcome)
-            })
+            let limits = shared.config.limits;
+            let (outcome, head) = shared.write(|txn| {
+                write_batch(txn, Some(&source), |known| apply_plan(&limits, events, Hlc::now_ms(), known))
+            })?;
+            shared.signal.advance(head.into());
+            Ok(outcome)
         })
         .await
     }
@@ -515,7 +507,9 @@ impl EventStore for RedbStore {
         filter: &Filter,
         skip_source: Option<&str>,
     ) -> sync_core::Result<Page> {
-        page_from_scan(self.shared.node, after, limit, filter, skip_source, |after, n| {
+        let head = self.head().await?.position_for(self.shared.node)?;
+        page_from_scan(self.shared.node, after, limit, filter, skip_source, head, |after, n| {
+            let after = u64::try_from(after).unwrap_or(u64::MAX);
             self.run("loading the change feed", move |s| Ok(s.scan(after, n)?))
         })
         .await
@@ -542,13 +536,11 @@ impl EventStore for RedbStore {
     }
 
     async fn head(&self) -> sync_core::Result<Cursor> {
-        self.run("reading the head", |s| {
-            let txn = s.read()?;
-            let events = txn.open_table(EVENTS).context(OpenTableSnafu { table: "events" })?;
-            let last = events.last().on("events")?.map_or(0, |(k, _)| k.value());
-            Ok(Cursor::new(s.node, last))
-        })
-        .await
+        self.run("reading the head", |s| Ok(Cursor::new(s.node, s.last_seq()?.into()))).await
+    }
+
+    async fn wait_past(&self, after: &Cursor) -> sync_core::Result<()> {
+        self.shared.signal.wait_past(after).await
     }
 
     async fn version_vector(&self) -> sync_core::Result<VectorClock> {

@@ -1,5 +1,6 @@
 //! `RedbStore` passes the whole store conformance suite, on real files.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sync_core::EventStore;
@@ -25,6 +26,10 @@ impl StoreFactory for RedbFactory {
         let n = self.opened.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.path().join(format!("store-{n}.redb"));
         RedbStore::open(RedbConfig::new(path)).await.expect("open")
+    }
+
+    async fn open_in(&self, dir: &Path) -> RedbStore {
+        RedbStore::open(RedbConfig::new(dir.join("store.redb"))).await.expect("open")
     }
 
     async fn reopen(&self, store: RedbStore) -> RedbStore {

@@ -1,96 +1,48 @@
-//! Crash tests: a child process appends and reports every acknowledged
-//! event, the test kills it with SIGKILL and reopens the file.
-//!
-//! The child is this same test binary, re-run with `--exact child_writer`
-//! and the environment variable [`CHILD`] set to `<mode> <path>`.
+//! What redb's durability options do across `kill -9`. The store suite's
+//! crash case (tests/conformance.rs) checks the default; these tests check
+//! `Durability::None` and `close`, with the child-process harness of
+//! `sync_testkit::crash`.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use sync_core::{Cursor, EventId, EventStore, Filter, NewEvent};
 use sync_store_redb::{Durability, RedbConfig, RedbStore};
-
-const CHILD: &str = "SYNCKIT_REDB_CRASH_CHILD";
+use sync_testkit::crash;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().expect("tokio runtime")
 }
 
-/// The writer process of the tests below; returns at once when run as an
-/// ordinary test.
-///
-/// Modes: `immediate` / `none` append batches of 10 until killed, printing
-/// `ack <id>` for every event of each batch whose append returned Ok.
-/// `close` appends 5 batches with `Durability::None`, closes the store,
-/// prints `closed` and waits to be killed.
-#[test]
-fn child_writer() {
-    let Ok(spec) = std::env::var(CHILD) else {
+/// In a child of `crash::run_until_killed` (argument `<mode> <path>`):
+/// `none` appends batches of 10 with `Durability::None` until killed,
+/// reporting each acknowledged batch; `close` appends 5 such batches,
+/// closes the store, reports `closed` and waits to be killed.
+fn write_if_child(test: &str) {
+    let Some(spec) = crash::child_arg() else {
         return;
     };
     let (mode, path) = spec.split_once(' ').expect("`<mode> <path>`");
-    let durability = match mode {
-        "immediate" => Durability::Immediate,
-        _ => Durability::None,
-    };
     runtime().block_on(async {
-        let config = RedbConfig::new(path).with_durability(durability);
-        let store = RedbStore::open(config).await.expect("open");
+        let store = RedbStore::open(RedbConfig::new(path).with_durability(Durability::None)).await.expect("open");
         let batches = if mode == "close" { 5 } else { 100_000 };
-        let mut out = std::io::stdout().lock();
-        // libtest has printed `test child_writer ... ` without a newline:
-        // end that line so every ack starts its own.
-        writeln!(out).expect("parent gone");
         for b in 0..batches {
             let batch: Vec<NewEvent> =
                 (0..10).map(|i| NewEvent::new("crash.test", format!("agg-{}", i % 3), format!("{b}.{i}"))).collect();
             let ids: Vec<EventId> = batch.iter().map(|e| e.id).collect();
             store.append(batch).await.expect("append");
-            for id in ids {
-                writeln!(out, "ack {id}").expect("parent gone");
-            }
-            out.flush().expect("parent gone");
+            crash::report_acked(&ids);
         }
-        if mode == "close" {
-            store.close().await.expect("close");
-            writeln!(out, "closed").expect("parent gone");
-            out.flush().expect("parent gone");
-            tokio::time::sleep(Duration::from_secs(60)).await;
-        }
+        store.close().await.expect("close");
+        crash::report("closed");
+        tokio::time::sleep(Duration::from_secs(60)).await;
     });
+    panic!("{test}: the child was not killed");
 }
 
-/// Starts the writer, reads its acknowledgements until `enough` says so,
-/// kills it with SIGKILL and returns the acknowledged ids.
-fn write_then_kill(mode: &str, path: &Path, enough: impl Fn(usize, &str) -> bool) -> Vec<EventId> {
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
-        .env(CHILD, format!("{mode} {}", path.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn writer");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut acked = Vec::new();
-    let mut stopped = false;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("read child output");
-        if let Some(id) = line.strip_prefix("ack ") {
-            acked.push(id.parse().expect("event id"));
-        }
-        if enough(acked.len(), &line) {
-            stopped = true;
-            break;
-        }
-    }
-    // Child::kill sends SIGKILL on Unix: no destructor, no flush, no close.
-    child.kill().expect("kill writer");
-    let status = child.wait().expect("wait for writer");
-    assert!(stopped, "the writer ended on its own ({status}) after {} acks", acked.len());
-    acked
+fn write_then_kill(test: &str, mode: &str, path: &Path, enough: impl FnMut(usize, &str) -> bool) -> Vec<EventId> {
+    crash::run_until_killed(test, &format!("{mode} {}", path.display()), enough)
 }
 
 fn stored_ids(config: RedbConfig) -> (HashSet<EventId>, usize) {
@@ -117,26 +69,15 @@ fn stored_ids(config: RedbConfig) -> (HashSet<EventId>, usize) {
     })
 }
 
-/// Invariant 3: with the default durability, every acknowledged event is
-/// there after the writer is killed mid-stream.
-#[test]
-fn acknowledged_appends_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("crash.redb");
-    let acked = write_then_kill("immediate", &path, |acks, _| acks >= 3_000);
-    let (stored, count) = stored_ids(RedbConfig::new(&path));
-    assert_eq!(stored.len(), count, "no event stored twice");
-    let lost: Vec<_> = acked.iter().filter(|id| !stored.contains(id)).collect();
-    assert!(lost.is_empty(), "{} of {} acknowledged events lost", lost.len(), acked.len());
-}
-
 /// `Durability::None` trades invariant 3 for speed: acknowledged commits
 /// that were never followed by a durable one are gone after kill -9.
 #[test]
 fn durability_none_loses_unflushed_commits_on_kill_9() {
+    const TEST: &str = "durability_none_loses_unflushed_commits_on_kill_9";
+    write_if_child(TEST);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.redb");
-    let acked = write_then_kill("none", &path, |acks, _| acks >= 500);
+    let acked = write_then_kill(TEST, "none", &path, |acks, _| acks >= 500);
     let (stored, _) = stored_ids(RedbConfig::new(&path));
     let kept = acked.iter().filter(|id| stored.contains(id)).count();
     assert!(kept < acked.len(), "expected lost events without fsync, all {kept} survived");
@@ -145,9 +86,11 @@ fn durability_none_loses_unflushed_commits_on_kill_9() {
 /// `close` makes `Durability::None` commits durable.
 #[test]
 fn close_makes_durability_none_commits_durable() {
+    const TEST: &str = "close_makes_durability_none_commits_durable";
+    write_if_child(TEST);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.redb");
-    let acked = write_then_kill("close", &path, |_, line| line == "closed");
+    let acked = write_then_kill(TEST, "close", &path, |_, line| line == "closed");
     assert_eq!(acked.len(), 50);
     let (stored, _) = stored_ids(RedbConfig::new(&path));
     assert!(acked.iter().all(|id| stored.contains(id)));

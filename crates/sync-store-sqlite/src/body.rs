@@ -145,7 +145,8 @@ fn corrupt(reason: String) -> sync_core::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sync_core::{ClockBook, Limits, NewEvent};
+    use sync_core::NewEvent;
+    use sync_core::raw::Replica;
 
     fn round_trip(bodies: Bodies, event: &Event) -> usize {
         let body = bodies.encode_into(event, Vec::new()).unwrap();
@@ -164,7 +165,7 @@ mod tests {
     fn bodies_round_trip_and_reject_damage() {
         let (me, other) = (NodeId::random(), NodeId::random());
         let bodies = Bodies { node: me };
-        let mine = ClockBook::new(me, Hlc::ZERO, Limits::default())
+        let mine = Replica::new(me)
             .stamp(
                 NewEvent::new("k.ind", "agg-1", vec![0, 1, 2, 255]).with_metadata("tenant", "acme"),
                 1_700_000_000_000,
@@ -172,7 +173,7 @@ mod tests {
             .unwrap();
         let local_len = round_trip(bodies, &mine);
         // A remote event that saw ours: two clock entries, foreign origin.
-        let mut book = ClockBook::new(other, Hlc::ZERO, Limits::default());
+        let mut book = Replica::new(other);
         book.observe(&mine).unwrap();
         let theirs = book.stamp(NewEvent::new("k.ind", "agg-1", vec![7]), 1_700_000_000_001).unwrap();
         assert_eq!(theirs.clock.len(), 2);
@@ -187,8 +188,7 @@ mod tests {
     #[test]
     fn a_clock_that_misses_its_origin_is_refused() {
         let me = NodeId::random();
-        let mut event =
-            ClockBook::new(me, Hlc::ZERO, Limits::default()).stamp(NewEvent::new("k", "a", "x"), 1).unwrap();
+        let mut event = Replica::new(me).stamp(NewEvent::new("k", "a", "x"), 1).unwrap();
         event.clock.set(me, 7);
         assert!(Bodies { node: me }.encode_into(&event, Vec::new()).is_err());
     }

@@ -5,17 +5,18 @@
 //! thread costs a fraction of handing each row across threads (see
 //! `docs/architecture.md`, "SQLite through rusqlite").
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use snafu::ResultExt;
+use sync_core::raw::{FeedSignal, ScanRow, page_from_scan};
 use sync_core::{
-    AppendOutcome, Checkpoint, Codec, Cursor, Event, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, Page, ScanRow,
-    VectorClock, page_from_scan,
+    AppendOutcome, Checkpoint, Codec, Cursor, Event, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, Page,
+    VectorClock,
 };
 
 use crate::body::Bodies;
@@ -62,6 +63,8 @@ pub(crate) struct Inner {
     pub(crate) writer: Mutex<Derived>,
     /// `None` without WAL.
     pub(crate) checkpoints: Option<Checkpointer>,
+    /// Shared by every store of this process on the same file and prefix.
+    pub(crate) signal: FeedSignal,
 }
 
 impl Inner {
@@ -180,7 +183,7 @@ impl SqliteStore {
     /// holds the lock, and readers only see committed snapshots. So a seq
     /// that becomes visible is always greater than every seq visible
     /// before it; no gap can fill in later, unlike sequences in PostgreSQL.
-    async fn scan(&self, after: u64, n: usize) -> sync_core::Result<Vec<ScanRow>> {
+    async fn scan(&self, after: u128, n: usize) -> sync_core::Result<Vec<ScanRow>> {
         const ACTION: &str = "reading the event feed";
         self.with_conn(ACTION, move |inner, conn| {
             let mut stmt = conn.prepare_cached(&inner.sql.scan).map_err(storage(ACTION))?;
@@ -192,7 +195,7 @@ impl SqliteStore {
                 let seq: i64 = row.get(0).map_err(storage(ACTION))?;
                 let source: Option<String> = row.get(1).map_err(storage(ACTION))?;
                 let event = event_row(inner.bodies, row, 2)?;
-                out.push(ScanRow { seq: to_u64(seq, "seq")?, source, event });
+                out.push(ScanRow { position: to_u64(seq, "seq")?.into(), source, event });
             }
             Ok(out)
         })
@@ -238,6 +241,8 @@ fn open_blocking(config: SqliteConfig) -> Result<SqliteStore> {
         .pragma_update(None, "journal_mode", if config.wal { "WAL" } else { "DELETE" })
         .context(ConnectSnafu { path: &config.path })?;
     let node = migrate(&mut first, &sql)?;
+    let head: i64 = first.query_row(&sql.head, [], |row| row.get(0)).context(ConnectSnafu { path: &config.path })?;
+    let signal = shared_signal(&config.path, &config.table_prefix, node, u128::try_from(head).unwrap_or(0));
     drop(first);
     let pool = r2d2::Pool::builder()
         .max_size(config.max_connections)
@@ -269,6 +274,7 @@ fn open_blocking(config: SqliteConfig) -> Result<SqliteStore> {
             sql,
             writer: Mutex::new(Derived::default()),
             checkpoints: config.wal.then(Checkpointer::default),
+            signal,
         }),
     })
 }
@@ -299,7 +305,8 @@ impl EventStore for SqliteStore {
         filter: &Filter,
         skip_source: Option<&str>,
     ) -> sync_core::Result<Page> {
-        page_from_scan(self.inner.node, after, limit, filter, skip_source, |seq, n| self.scan(seq, n)).await
+        let head = self.head().await?.position_for(self.inner.node)?;
+        page_from_scan(self.inner.node, after, limit, filter, skip_source, head, |seq, n| self.scan(seq, n)).await
     }
 
     async fn load_aggregate(&self, aggregate_id: &str, after: &Cursor) -> sync_core::Result<Vec<Event>> {
@@ -350,7 +357,13 @@ impl EventStore for SqliteStore {
                     .map_err(storage(ACTION))
             })
             .await?;
-        Ok(Cursor::new(self.inner.node, to_u64(seq, "seq")?))
+        Ok(Cursor::new(self.inner.node, to_u64(seq, "seq")?.into()))
+    }
+
+    /// Wakes on commits of every store of this process on the same file
+    /// and table prefix; writes by other processes are not seen.
+    async fn wait_past(&self, after: &Cursor) -> sync_core::Result<()> {
+        self.inner.signal.wait_past(after).await
     }
 
     /// The stored counters merged with the origins of the events not folded
@@ -475,10 +488,17 @@ fn migrate(conn: &mut Connection, sql: &Sql) -> Result<NodeId> {
     Ok(node)
 }
 
-/// Distinct values in first-seen order.
-pub(crate) fn distinct<T: Copy + Eq + std::hash::Hash>(items: impl Iterator<Item = T>) -> Vec<T> {
-    let mut seen = HashSet::new();
-    items.filter(|x| seen.insert(*x)).collect()
+/// The feed signal of the store `node` in `path` under `prefix`, shared by
+/// every `SqliteStore` of this process on it, so that a commit through any
+/// of them wakes the waiters of all.
+fn shared_signal(path: &Path, prefix: &str, node: NodeId, head: u128) -> FeedSignal {
+    type Signals = Mutex<HashMap<(PathBuf, String, NodeId), FeedSignal>>;
+    static SIGNALS: OnceLock<Signals> = OnceLock::new();
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let mut signals = SIGNALS.get_or_init(Signals::default).lock().unwrap_or_else(PoisonError::into_inner);
+    let signal = signals.entry((path, prefix.to_owned(), node)).or_insert_with(|| FeedSignal::new(node, head));
+    signal.advance(head);
+    signal.clone()
 }
 
 /// Column `at` of `row` as bytes, borrowed from the row.
@@ -546,10 +566,5 @@ mod tests {
         let hlc = Hlc { wall_ms: 1_700_000_000_123, logical: 7 };
         assert_eq!(decode_hlc(&encode_hlc(hlc)).unwrap(), hlc);
         assert!(decode_hlc(&[0; 11]).is_err());
-    }
-
-    #[test]
-    fn distinct_keeps_first_seen_order() {
-        assert_eq!(distinct(["b", "a", "b", "c", "a"].into_iter()), ["b", "a", "c"]);
     }
 }

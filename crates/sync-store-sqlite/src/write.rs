@@ -21,11 +21,12 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
-use sync_core::{AppendOutcome, ClockBook, Event, EventId, Hlc, NewEvent, NodeId, VectorClock};
+use sync_core::raw::{Known, Plan, append_plan, apply_plan};
+use sync_core::{AppendOutcome, Event, EventId, Hlc, NewEvent, NodeId, VectorClock};
 
 use crate::error::storage;
 use crate::schema::{FOLD_EVERY, MAX_INSERT_ROWS, insert_chunk};
-use crate::store::{Inner, SqliteStore, blob, decode_clock, decode_hlc, distinct, encode_hlc, sixteen, to_i64, to_u64};
+use crate::store::{Inner, SqliteStore, blob, decode_clock, decode_hlc, encode_hlc, sixteen, to_i64, to_u64};
 
 /// Most clocks and origin counters kept in memory; past it, the cache
 /// starts over at the next fold.
@@ -38,7 +39,7 @@ pub(crate) struct Derived {
     state: Option<WriteState>,
     /// Current clocks of aggregates. Every aggregate changed since the last
     /// fold is here, marked dirty; the others equal their stored row.
-    clocks: HashMap<String, Known>,
+    clocks: HashMap<String, CachedClock>,
     /// The dirty keys of `clocks`.
     dirty: Vec<String>,
     /// Aggregate and seq of every event after the last fold, in seq order.
@@ -58,7 +59,7 @@ struct Counter {
 }
 
 #[derive(Debug)]
-struct Known {
+struct CachedClock {
     clock: VectorClock,
     dirty: bool,
 }
@@ -99,7 +100,7 @@ impl Derived {
                 }
             }
             None => {
-                self.clocks.insert(aggregate.clone(), Known { clock, dirty: true });
+                self.clocks.insert(aggregate.clone(), CachedClock { clock, dirty: true });
                 self.dirty.push(aggregate);
             }
         }
@@ -140,61 +141,82 @@ impl Derived {
             }
         }
     }
+}
 
-    /// Stamps a local batch from the mirror alone, if it holds all that is
-    /// needed; `Err` hands the events back when it does not.
-    fn stamp_cached(
-        &self,
-        node: NodeId,
-        limits: sync_core::Limits,
-        unique: Vec<NewEvent>,
-    ) -> Result<sync_core::Result<(WriteState, Stamped)>, Vec<NewEvent>> {
-        let Some(state) = self.state else {
-            return Err(unique);
-        };
-        let Some(counter) = self.counter(node) else {
-            return Err(unique);
-        };
-        let mut book = ClockBook::new(node, state.hlc, limits);
-        for e in &unique {
-            if !book.aggregates.contains_key(&e.aggregate_id) {
-                match self.clock(&e.aggregate_id) {
-                    Some(clock) => {
-                        book.aggregates.insert(e.aggregate_id.clone(), clock.clone());
+/// What the store holds, for the batch rule: the mirror first, the tables
+/// on a miss. A row read inside the write transaction before any write of
+/// ours is committed state, so it enters the mirror at once.
+struct MirrorKnown<'a> {
+    inner: &'a Inner,
+    conn: &'a Connection,
+    derived: &'a mut Derived,
+    hlc: Hlc,
+    stored: Stored,
+}
+
+/// How [`MirrorKnown`] answers which ids are stored.
+enum Stored {
+    /// None are: local ids nearly always are new, and the insert tells
+    /// when one was not (the batch then starts over with `Look`).
+    AssumeNone,
+    /// Look them up.
+    Look,
+    /// These are: the insert of a remote batch skipped them.
+    Given(HashSet<EventId>),
+}
+
+impl Known for MirrorKnown<'_> {
+    fn stored(&mut self, ids: &[EventId]) -> sync_core::Result<HashSet<EventId>> {
+        match &self.stored {
+            Stored::AssumeNone => Ok(HashSet::new()),
+            Stored::Look => stored_ids(self.inner, self.conn, ids),
+            Stored::Given(stored) => Ok(ids.iter().filter(|id| stored.contains(id)).copied().collect()),
+        }
+    }
+
+    fn clocks(&mut self, aggregates: &[&str]) -> sync_core::Result<HashMap<String, VectorClock>> {
+        let mut clocks = HashMap::with_capacity(aggregates.len());
+        for aggregate in aggregates {
+            let clock = match self.derived.clock(aggregate) {
+                Some(clock) => Some(clock.clone()),
+                None => {
+                    let row = clock_row(self.inner, self.conn, aggregate)?;
+                    if let Some(clock) = &row {
+                        let known = CachedClock { clock: clock.clone(), dirty: false };
+                        self.derived.clocks.insert((*aggregate).to_owned(), known);
                     }
-                    // A new aggregate, or one the cache lost: ask the table.
-                    None => return Err(unique),
+                    row
                 }
+            };
+            if let Some(clock) = clock {
+                clocks.insert((*aggregate).to_owned(), clock);
             }
         }
-        book.origins.insert(node, counter);
-        Ok(stamp_all(book, vec![(node, counter)], unique, &HashSet::new()).map(|stamped| (state, stamped)))
+        Ok(clocks)
     }
-}
 
-/// Stamps every event not in `stored`.
-fn stamp_all(
-    mut book: ClockBook,
-    origins_before: Vec<(NodeId, u64)>,
-    unique: Vec<NewEvent>,
-    stored: &HashSet<EventId>,
-) -> sync_core::Result<Stamped> {
-    let now = Hlc::now_ms();
-    let mut events = Vec::with_capacity(unique.len());
-    for e in unique {
-        if !stored.contains(&e.id) {
-            events.push(book.stamp(e, now)?);
+    fn counters(&mut self, nodes: &[NodeId]) -> sync_core::Result<HashMap<NodeId, u64>> {
+        let mut counters = HashMap::with_capacity(nodes.len());
+        for node in nodes {
+            let counter = match self.derived.counter(*node) {
+                Some(counter) => counter,
+                None => {
+                    // Absent: zero, which the mirror keeps as "known absent".
+                    let counter = origin_row(self.inner, self.conn, *node)?.unwrap_or(0);
+                    self.derived.origins.insert(*node, Counter { counter, dirty: false });
+                    counter
+                }
+            };
+            if counter > 0 {
+                counters.insert(*node, counter);
+            }
         }
+        Ok(counters)
     }
-    Ok(Stamped { events, book, origins_before })
-}
 
-/// A local batch after stamping.
-struct Stamped {
-    events: Vec<Event>,
-    book: ClockBook,
-    /// Origin counters as stored before the batch.
-    origins_before: Vec<(NodeId, u64)>,
+    fn hlc(&mut self) -> sync_core::Result<Hlc> {
+        Ok(self.hlc)
+    }
 }
 
 /// What a batch changed, taken into [`Derived`] once committed.
@@ -242,8 +264,8 @@ impl SqliteStore {
     pub(crate) async fn write_remote(&self, events: Vec<Event>, source: String) -> sync_core::Result<AppendOutcome> {
         self.with_writer("applying events", move |inner, conn, derived| {
             let tx = begin_write(conn)?;
-            let (out, update) = remote_in(inner, &tx, derived, &events, &source)?;
-            commit(tx, derived, update)?;
+            let (out, update) = remote_in(inner, &tx, derived, events, &source)?;
+            commit(inner, tx, derived, update)?;
             Ok(out)
         })
         .await
@@ -256,11 +278,14 @@ fn begin_write(conn: &mut Connection) -> sync_core::Result<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(storage("starting a write transaction"))
 }
 
-/// Commits, then lets the mirror take the batch in. (Dropping a
-/// transaction without committing rolls it back.)
-fn commit(tx: Transaction<'_>, derived: &mut Derived, update: Update) -> sync_core::Result<()> {
+/// Commits, then lets the mirror take the batch in and wakes the feed's
+/// waiters. (Dropping a transaction without committing rolls it back.)
+fn commit(inner: &Inner, tx: Transaction<'_>, derived: &mut Derived, update: Update) -> sync_core::Result<()> {
     match tx.commit() {
         Ok(()) => {
+            if let Some((_, head)) = update.seqs.last() {
+                inner.signal.advance(u128::from(*head));
+            }
             derived.commit(update);
             Ok(())
         }
@@ -275,55 +300,43 @@ fn write_local(
     inner: &Inner,
     conn: &mut Connection,
     derived: &mut Derived,
-    events: Vec<NewEvent>,
+    mut events: Vec<NewEvent>,
 ) -> sync_core::Result<AppendOutcome> {
     let order: Vec<EventId> = events.iter().map(|e| e.id).collect();
-    let mut seen = HashSet::with_capacity(order.len());
-    let mut repeats = Vec::new();
-    let mut unique = Vec::with_capacity(order.len());
-    for e in events {
-        if seen.insert(e.id) {
-            unique.push(e);
-        } else {
-            repeats.push(e.id);
-        }
-    }
-    // Local ids are nearly always new: insert first, and look up stored
-    // ids only when the insert says some were there.
-    let mut check_stored = false;
+    // Local ids are nearly always new: plan as if none were stored, insert,
+    // and look the ids up only when the insert says some were there.
+    let mut stored = Stored::AssumeNone;
     loop {
+        let look = matches!(stored, Stored::Look);
         let tx = begin_write(conn)?;
-        let cached = if check_stored { Err(unique) } else { derived.stamp_cached(inner.node, inner.limits, unique) };
-        let (state, stamped, stored) = match cached {
-            Ok(stamped) => {
-                let (state, stamped) = stamped?;
-                (state, stamped, HashSet::new())
-            }
-            Err(events) => stage_local(inner, &tx, derived, events, check_stored)?,
+        let state = match derived.state {
+            Some(state) if !look => state,
+            _ => sync_derived(inner, &tx, derived)?,
         };
-        let Stamped { events, book, origins_before } = stamped;
-        let Some(seqs) = insert_local(inner, &tx, &events)? else {
-            if check_stored {
+        let mut known = MirrorKnown { inner, conn: &tx, derived, hlc: state.hlc, stored };
+        let plan = append_plan(inner.node, &inner.limits, events, Hlc::now_ms(), &mut known)?;
+        let Some(seqs) = insert_local(inner, &tx, &plan.rows)? else {
+            if look {
                 // The ids were looked up inside this transaction.
                 return Err(sync_core::Error::storage("appending events", "an event id was stored twice"));
             }
-            // Some ids were stored already: look them up and stamp again.
             drop(tx);
-            unique = events.into_iter().map(unstamp).collect();
-            check_stored = true;
+            events = plan.rows.into_iter().map(unstamp).collect();
+            stored = Stored::Look;
             continue;
         };
-        let inserted: Vec<EventId> = events.iter().map(|e| e.id).collect();
-        match finish(inner, &tx, derived, state, book, &origins_before, seqs, false)? {
+        let Plan { rows, clocks, counters, hlc, outcome, .. } = plan;
+        match finish(inner, &tx, derived, state, clocks, counters, hlc, seqs)? {
             Some(update) => {
-                commit(tx, derived, update)?;
-                return Ok(local_outcome(&order, repeats, inserted, &stored));
+                commit(inner, tx, derived, update)?;
+                return Ok(local_outcome(&order, outcome));
             }
             None => {
                 // Another writer came first: start over from the tables.
                 drop(tx);
-                unique = events.into_iter().map(unstamp).collect();
+                events = rows.into_iter().map(unstamp).collect();
                 derived.state = None;
+                stored = Stored::AssumeNone;
             }
         }
     }
@@ -419,65 +432,38 @@ fn inserted_by_last_statement(
     Ok(new)
 }
 
-/// Stamps a local batch from the tables (and the mirror, synced first).
-fn stage_local(
-    inner: &Inner,
-    conn: &Connection,
-    derived: &mut Derived,
-    unique: Vec<NewEvent>,
-    check_stored: bool,
-) -> sync_core::Result<(WriteState, Stamped, HashSet<EventId>)> {
-    let node = inner.node;
-    let state = sync_derived(inner, conn, derived)?;
-    let stored = if check_stored {
-        let ids: Vec<EventId> = unique.iter().map(|e| e.id).collect();
-        stored_ids(inner, conn, &ids)?
-    } else {
-        HashSet::new()
-    };
-    let aggregates = distinct(unique.iter().map(|e| e.aggregate_id.as_str()));
-    let (book, origins_before) = book(inner, conn, derived, state, &aggregates, &[node])?;
-    let stamped = stamp_all(book, origins_before, unique, &stored)?;
-    Ok((state, stamped, stored))
-}
-
 fn remote_in(
     inner: &Inner,
     conn: &Connection,
     derived: &mut Derived,
-    events: &[Event],
+    events: Vec<Event>,
     source: &str,
 ) -> sync_core::Result<(AppendOutcome, Update)> {
     let state = sync_derived(inner, conn, derived)?;
-    let aggregates = distinct(events.iter().map(|e| e.aggregate_id.as_str()));
-    let origins = distinct(events.iter().map(|e| e.origin.node));
-    let (mut book, origins_before) = book(inner, conn, derived, state, &aggregates, &origins)?;
     // Every row is inserted unless its id is stored (or came earlier in the
-    // batch), and that decides how the book sees the event, in batch order:
-    // new events teach it, duplicates are only checked against it. An event
-    // that fails either fails the batch, and the caller's rollback takes
-    // back every row, as if the whole batch had been validated first.
-    let mut out = AppendOutcome::default();
-    let inserted = insert_rows(inner, conn, events, Some(source))?;
-    let mut seqs = Vec::with_capacity(inserted.len());
+    // batch): the insert finds the stored ids, and the batch rule then sees
+    // them as stored. If the rule refuses the batch, the caller's rollback
+    // takes back every row, as if the whole batch had been validated first.
+    let inserted = insert_rows(inner, conn, &events, Some(source))?;
+    let (mut first, mut stored, mut seqs) = (HashSet::new(), HashSet::new(), Vec::new());
     for (e, seq) in events.iter().zip(inserted) {
-        // A repeat within the batch was skipped like a stored id.
         match seq {
-            Some(seq) => {
-                if book.observe(e)? {
-                    out.concurrent.push(e.id);
-                }
-                out.inserted.push(e.id);
-                seqs.push((e.aggregate_id.clone(), seq));
+            Some(seq) => seqs.push((e.aggregate_id.clone(), seq)),
+            None if first.insert(e.id) => {
+                stored.insert(e.id);
             }
-            None => {
-                book.check(e)?;
-                out.duplicates.push(e.id);
-            }
+            None => {}
         }
+        first.insert(e.id);
     }
-    match finish(inner, conn, derived, state, book, &origins_before, seqs, true)? {
-        Some(update) => Ok((out, update)),
+    let mut known = MirrorKnown { inner, conn, derived, hlc: state.hlc, stored: Stored::Given(stored) };
+    let plan = apply_plan(&inner.limits, events, Hlc::now_ms(), &mut known)?;
+    if plan.rows.len() != seqs.len() {
+        return Err(sync_core::Error::storage("applying events", "the insert and the batch rule disagree"));
+    }
+    let Plan { clocks, counters, hlc, outcome, .. } = plan;
+    match finish(inner, conn, derived, state, clocks, counters, hlc, seqs)? {
+        Some(update) => Ok((outcome, update)),
         // The state was read inside this transaction.
         None => Err(sync_core::Error::storage("applying events", "the store changed under a write transaction")),
     }
@@ -536,46 +522,6 @@ fn read_write_state(inner: &Inner, conn: &Connection) -> sync_core::Result<Write
     Ok(state)
 }
 
-/// A [`ClockBook`] holding what the batch touches, as the reference
-/// store builds it, and the origin counters it starts from.
-fn book(
-    inner: &Inner,
-    conn: &Connection,
-    derived: &mut Derived,
-    state: WriteState,
-    aggregates: &[&str],
-    origins: &[NodeId],
-) -> sync_core::Result<(ClockBook, Vec<(NodeId, u64)>)> {
-    let mut book = ClockBook::new(inner.node, state.hlc, inner.limits);
-    for aggregate in aggregates {
-        let clock = match derived.clock(aggregate) {
-            Some(clock) => Some(clock.clone()),
-            None => {
-                // A row read inside our transaction before any write of
-                // ours is committed state, so it may enter the cache at once.
-                let row = clock_row(inner, conn, aggregate)?;
-                if let Some(clock) = &row {
-                    derived.clocks.insert((*aggregate).to_owned(), Known { clock: clock.clone(), dirty: false });
-                }
-                row
-            }
-        };
-        if let Some(clock) = clock {
-            book.aggregates.insert((*aggregate).to_owned(), clock);
-        }
-    }
-    for node in origins {
-        if derived.counter(*node).is_none() {
-            // Absent: zero, like the reference store.
-            let counter = origin_row(inner, conn, *node)?.unwrap_or(0);
-            derived.origins.insert(*node, Counter { counter, dirty: false });
-        }
-    }
-    let before: Vec<(NodeId, u64)> = origins.iter().map(|n| (*n, derived.counter(*n).unwrap_or(0))).collect();
-    book.origins = before.iter().copied().collect();
-    Ok((book, before))
-}
-
 /// The stored clock row of `aggregate`, if it has one.
 fn clock_row(inner: &Inner, conn: &Connection, aggregate: &str) -> sync_core::Result<Option<VectorClock>> {
     const ACTION: &str = "reading aggregate clocks";
@@ -611,34 +557,20 @@ fn stored_ids(inner: &Inner, conn: &Connection, ids: &[EventId]) -> sync_core::R
 }
 
 /// Writes back the bookkeeping of a batch whose events are inserted
-/// (`seqs`), checking that no other writer committed since `state`; `None`
-/// if one did. For a remote batch only the clocks that differ from the
-/// mirror count as changed; in a local batch every aggregate is stamped.
+/// (`seqs`): the clocks and counters the batch rule changed and its HLC,
+/// checking that no other writer committed since `state`; `None` if one did.
 #[allow(clippy::too_many_arguments)]
 fn finish(
     inner: &Inner,
     conn: &Connection,
     derived: &Derived,
     state: WriteState,
-    book: ClockBook,
-    origins_before: &[(NodeId, u64)],
+    clocks: Vec<(String, VectorClock)>,
+    origins: Vec<(NodeId, u64)>,
+    hlc: Hlc,
     seqs: Vec<(String, u64)>,
-    remote: bool,
 ) -> sync_core::Result<Option<Update>> {
     const ACTION: &str = "writing the bookkeeping";
-    let hlc = book.hlc;
-    let clocks: Vec<(String, VectorClock)> = if remote {
-        book.aggregates.into_iter().filter(|(a, c)| derived.clock(a) != Some(c)).collect()
-    } else {
-        book.aggregates.into_iter().collect()
-    };
-    let origins: Vec<(NodeId, u64)> = book
-        .origins
-        .into_iter()
-        .filter(|(node, counter)| {
-            origins_before.iter().find(|(n, _)| n == node).is_none_or(|(_, before)| before < counter)
-        })
-        .collect();
     let head = seqs.last().map(|(_, seq)| *seq);
     let fold = head.filter(|head| head.saturating_sub(state.folded) >= FOLD_EVERY);
     if let Some(head) = fold {
@@ -729,21 +661,17 @@ fn write_fold(
     Ok(())
 }
 
-/// The outcome of a local batch, in batch order like the reference store:
-/// repeats within the batch and ids stored before are duplicates.
-fn local_outcome(
-    order: &[EventId],
-    repeats: Vec<EventId>,
-    inserted: Vec<EventId>,
-    stored: &HashSet<EventId>,
-) -> AppendOutcome {
-    let duplicates = if stored.is_empty() {
-        repeats
-    } else {
-        let mut seen = HashSet::with_capacity(order.len());
-        order.iter().filter(|id| !seen.insert(**id) || stored.contains(id)).copied().collect()
-    };
-    AppendOutcome { inserted, duplicates, concurrent: Vec::new() }
+/// The outcome of a local batch over the whole of it (`order`): a batch
+/// planned again after its insert found stored ids no longer holds its
+/// repeats. Every id but the first copy of an inserted one is a duplicate,
+/// in batch order.
+fn local_outcome(order: &[EventId], mut outcome: AppendOutcome) -> AppendOutcome {
+    if outcome.inserted.len() + outcome.duplicates.len() == order.len() {
+        return outcome;
+    }
+    let mut fresh: HashSet<EventId> = outcome.inserted.iter().copied().collect();
+    outcome.duplicates = order.iter().filter(|id| !fresh.remove(id)).copied().collect();
+    outcome
 }
 
 /// The application's part of a stamped event, to stamp it again.

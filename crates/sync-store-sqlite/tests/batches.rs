@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use sync_core::{ClockBook, Cursor, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, VectorClock};
+use sync_core::raw::Replica;
+use sync_core::{Cursor, EventStore, Filter, Hlc, NewEvent, NodeId, VectorClock};
 use sync_store_sqlite::{SqliteConfig, SqliteStore};
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -59,7 +60,7 @@ async fn apply_of_many_origins_keeps_every_counter() {
     let mut expected = VectorClock::new();
     for o in 0..600 {
         let node = NodeId::random();
-        let mut book = ClockBook::new(node, Hlc::ZERO, Limits::default());
+        let mut book = Replica::new(node);
         for i in 0..3 {
             batch.push(book.stamp(NewEvent::new("k", format!("doc-{}", (o + i) % 50), "r"), Hlc::now_ms()).unwrap());
         }
@@ -84,7 +85,7 @@ async fn a_differing_duplicate_teaches_nothing() {
     let path = dir.path().join("s.db");
     let store = SqliteStore::open(SqliteConfig::new(&path)).await.unwrap();
     let other = NodeId::random();
-    let mut book = ClockBook::new(other, Hlc::ZERO, Limits::default());
+    let mut book = Replica::new(other);
     let first = book.stamp(NewEvent::new("k", "doc", "v1"), Hlc::now_ms()).unwrap();
     store.apply(vec![first.clone()], "peer").await.unwrap();
     // Same id, but a header from further along the peer's history.
@@ -112,7 +113,7 @@ async fn a_differing_duplicate_teaches_nothing() {
 #[tokio::test]
 async fn remote_batches_with_known_ids_keep_seqs_right_across_a_fold() {
     let (_dir, store) = store().await;
-    let mut book = ClockBook::new(NodeId::random(), Hlc::ZERO, Limits::default());
+    let mut book = Replica::new(NodeId::random());
     let all: Vec<sync_core::Event> = (0..36_000)
         .map(|i| book.stamp(NewEvent::new("k", format!("doc-{}", i % 97), format!("{i}")), Hlc::now_ms()).unwrap())
         .collect();

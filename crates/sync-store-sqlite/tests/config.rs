@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sync_core::{ClockBook, ErrorCode, EventStore, Hlc, Limits, NewEvent, NodeId};
+use sync_core::raw::Replica;
+use sync_core::{ErrorCode, EventStore, Hlc, Limits, NewEvent, NodeId};
 use sync_store_sqlite::rusqlite::{self, Connection};
 use sync_store_sqlite::{Durability, Error, SqliteConfig, SqliteStore};
 
@@ -228,7 +229,7 @@ async fn limits_are_enforced() {
     let err = strict.append(vec![NewEvent::new("k", "a", "123456789")]).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::TooLarge, "{err}");
     strict.append(vec![NewEvent::new("k", "a", "12345678")]).await.unwrap();
-    let mut book = ClockBook::new(NodeId::random(), Hlc::ZERO, Limits::default());
+    let mut book = Replica::new(NodeId::random());
     let remote = book.stamp(NewEvent::new("k", "a", "123456789"), Hlc::now_ms()).unwrap();
     let err = strict.apply(vec![remote.clone()], "peer").await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::TooLarge, "{err}");

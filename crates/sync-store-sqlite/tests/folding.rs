@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 
-use sync_core::{ClockBook, Cursor, Event, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, VectorClock};
+use sync_core::raw::Replica;
+use sync_core::{Cursor, Event, EventStore, Filter, Hlc, NewEvent, NodeId, VectorClock};
 use sync_store_sqlite::{SqliteConfig, SqliteStore};
 
 const AGGREGATES: usize = 300;
@@ -48,8 +49,13 @@ async fn check_aggregates(store: &SqliteStore) {
         }
         assert_eq!(store.aggregate_clock(agg).await.unwrap(), clock, "clock of {agg}");
         for after in (0..=head).step_by(9_001).chain([head]) {
-            let got: Vec<_> =
-                store.load_aggregate(agg, &Cursor::new(node, after)).await.unwrap().into_iter().map(|e| e.id).collect();
+            let got: Vec<_> = store
+                .load_aggregate(agg, &Cursor::new(node, after.into()))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect();
             let want: Vec<_> = list.iter().filter(|(seq, _)| *seq > after).map(|(_, e)| e.id).collect();
             assert_eq!(got, want, "{agg} after {after}");
         }
@@ -64,7 +70,7 @@ async fn reads_agree_with_the_log_across_folds_and_reopens() {
     let path = dir.path().join("fold.db");
     let mut store = open(&path).await;
     let remote = NodeId::random();
-    let mut remote_book = ClockBook::new(remote, Hlc::ZERO, Limits::default());
+    let mut remote_book = Replica::new(remote);
     for batch in 0..72 {
         store.append(local_batch(batch, 1_000)).await.unwrap();
         if batch % 8 == 3 {

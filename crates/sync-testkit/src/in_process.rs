@@ -15,7 +15,8 @@ use sync_server::{Principal, SyncService};
 /// use std::sync::Arc;
 /// use sync_core::{Cursor, Filter, Transport};
 /// use sync_server::SyncService;
-/// use sync_testkit::{InProcessTransport, MemoryStore};
+/// use sync_store_memory::MemoryStore;
+/// use sync_testkit::InProcessTransport;
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let server = Arc::new(SyncService::new(MemoryStore::new()));
 /// let client = InProcessTransport::new(server, "server");

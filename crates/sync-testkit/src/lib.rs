@@ -1,9 +1,10 @@
-//! Conformance suites for synckit backends, and [`MemoryStore`], the
-//! in-memory reference store.
+//! Conformance suites for synckit backends.
 //!
 //! - [`store_suite!`] checks an [`EventStore`](sync_core::EventStore) against
 //!   the store contract (dedup, cursors, filters, checkpoints, atomic batches,
-//!   concurrent writers).
+//!   concurrent writers, change-feed wake-ups, and a `kill -9` crash case run
+//!   in a child process through [`crash`]). A store declares what it cannot
+//!   do with [`StoreFactory::lacks`].
 //! - [`transport_suite!`] checks a client [`Transport`](sync_core::Transport)
 //!   and its server half against the protocol contract (round trip, paging,
 //!   resume, duplicates, filters, error codes).
@@ -18,15 +19,24 @@
 //! where the factory implements [`StoreFactory`]. Each case becomes its own
 //! `#[test]`, so failures name the broken rule.
 
+pub mod crash;
 mod in_process;
-mod memory;
 pub mod store_suite;
 pub mod transport_suite;
 
 pub use in_process::{FlakyTransport, InProcessTransport};
-pub use memory::MemoryStore;
-pub use store_suite::StoreFactory;
+pub use store_suite::{Capability, StoreFactory};
 pub use transport_suite::TransportFactory;
+
+/// The test path libtest gives `case` in the module `module` (as
+/// `module_path!()` spells it, crate name first).
+#[doc(hidden)]
+pub fn __test_path(module: &str, case: &str) -> String {
+    match module.split_once("::") {
+        Some((_crate, path)) => format!("{path}::{case}"),
+        None => case.to_owned(),
+    }
+}
 
 #[doc(hidden)]
 pub fn __run<F: std::future::Future<Output = ()>>(f: F) {
@@ -53,6 +63,7 @@ macro_rules! store_suite {
             filters_select_events,
             skip_source_leaves_out_events_from_that_peer,
             load_aggregate_returns_one_aggregate,
+            wait_past_wakes_on_writes,
             checkpoints_are_per_peer_and_durable,
             version_vector_tracks_every_origin,
             apply_keeps_the_header_and_merges_clocks,
@@ -61,6 +72,14 @@ macro_rules! store_suite {
             concurrent_appends_while_paging_lose_nothing,
             events_survive_reopen,
         );
+        #[test]
+        fn acknowledged_batches_survive_kill_9() {
+            let test = $crate::__test_path(module_path!(), "acknowledged_batches_survive_kill_9");
+            $crate::__run(async {
+                let factory = $factory;
+                $crate::store_suite::acknowledged_batches_survive_kill_9(&factory, &test).await
+            });
+        }
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(

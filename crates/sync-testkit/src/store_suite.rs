@@ -3,13 +3,11 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 
-use sync_core::{
-    ClockBook, Cursor, ErrorCode, Event, EventId, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, VectorClock,
-};
-
-use crate::MemoryStore;
+use sync_core::raw::Replica;
+use sync_core::{Cursor, ErrorCode, Event, EventId, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, VectorClock};
 
 /// Makes stores for the suite. Stores must use [`Limits::default`].
 pub trait StoreFactory: Send + Sync {
@@ -21,20 +19,34 @@ pub trait StoreFactory: Send + Sync {
 
     /// Closes `store` and opens the same location again.
     fn reopen(&self, store: Self::Store) -> impl Future<Output = Self::Store> + Send;
+
+    /// Opens the store kept in the directory `dir`, creating it there if
+    /// there is none. The crash case opens it in a child process, kills the
+    /// child, and opens it again in the test's own process.
+    fn open_in(&self, dir: &Path) -> impl Future<Output = Self::Store> + Send;
+
+    /// What the store cannot do: the cases that need it check nothing and
+    /// say so on stderr.
+    fn lacks(&self) -> &'static [Capability] {
+        &[]
+    }
 }
 
-/// Factory for [`MemoryStore`]; "reopen" hands back the same log.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MemoryFactory;
+/// A property some stores lack, declared by [`StoreFactory::lacks`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Capability {
+    /// Acknowledged events survive the process (a memory store lacks it).
+    Durable,
+}
 
-impl StoreFactory for MemoryFactory {
-    type Store = MemoryStore;
-    async fn open(&self) -> MemoryStore {
-        MemoryStore::new()
+/// True when the store lacks `capability`; says so on stderr.
+fn lacking<F: StoreFactory>(f: &F, capability: Capability, case: &str) -> bool {
+    let lacks = f.lacks().contains(&capability);
+    if lacks {
+        eprintln!("store_suite: {case} checks nothing: the store lacks {capability:?}");
     }
-    async fn reopen(&self, store: MemoryStore) -> MemoryStore {
-        store
-    }
+    lacks
 }
 
 fn ev(agg: &str, n: usize) -> NewEvent {
@@ -43,7 +55,7 @@ fn ev(agg: &str, n: usize) -> NewEvent {
 
 /// Events made by another replica, with a proper header.
 fn remote_events(node: NodeId, specs: &[(&str, &str)]) -> Vec<Event> {
-    let mut book = ClockBook::new(node, Hlc::ZERO, Limits::default());
+    let mut book = Replica::new(node);
     specs
         .iter()
         .map(|(kind, agg)| book.stamp(NewEvent::new(*kind, *agg, "remote"), Hlc::now_ms()).expect("valid"))
@@ -107,10 +119,12 @@ pub async fn duplicates_are_reported_and_not_stored<F: StoreFactory>(f: &F) {
     let events = all_events(&store).await;
     assert_eq!(events.len(), 5);
     assert_eq!(events.iter().map(|e| e.id).collect::<HashSet<_>>().len(), 5);
-    assert_eq!(store.head().await.unwrap(), Cursor::new(store.node_id(), 5));
+    let page = store.load(&Cursor::START, 100, &Filter::default(), None).await.unwrap();
+    assert_eq!(page.next, store.head().await.unwrap(), "duplicates do not move the head");
 }
 
-/// Paging by cursor visits every event once, in insertion order.
+/// Paging by cursor visits every event once, in feed order (positions need
+/// not be dense).
 pub async fn cursor_pages_return_every_event_once_in_order<F: StoreFactory>(f: &F) {
     let store = f.open().await;
     assert_eq!(store.head().await.unwrap(), Cursor::START);
@@ -163,7 +177,8 @@ pub async fn pages_of_large_events_are_bounded_in_bytes<F: StoreFactory>(f: &F) 
     assert_eq!(seen, ids);
 }
 
-/// Cursors of other stores and zero limits are typed errors.
+/// Cursors of other stores or past the head, and zero limits, are typed
+/// errors.
 pub async fn bad_cursors_and_limits_are_rejected<F: StoreFactory>(f: &F) {
     let store = f.open().await;
     store.append(vec![ev("a", 1)]).await.unwrap();
@@ -174,9 +189,42 @@ pub async fn bad_cursors_and_limits_are_rejected<F: StoreFactory>(f: &F) {
     assert_eq!(err.code(), ErrorCode::BadCursor);
     let err = store.load(&Cursor::START, 0, &Filter::default(), None).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidInput);
-    // a cursor past the head is not an error: nothing is there yet
-    let ahead = Cursor::new(store.node_id(), 99);
-    assert!(store.load(&ahead, 10, &Filter::default(), None).await.unwrap().events.is_empty());
+    // A cursor past the head was not handed out by this store as it is now
+    // (restored from an older copy, say): never a silent empty page.
+    let head = store.head().await.unwrap();
+    let ahead = Cursor::new(store.node_id(), head.position_for(store.node_id()).unwrap() + 1_000);
+    let err = store.load(&ahead, 10, &Filter::default(), None).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadCursor, "{err}");
+    assert_eq!(store.load(&head, 10, &Filter::default(), None).await.unwrap().events.len(), 0);
+    assert_eq!(store.wait_past(&foreign).await.unwrap_err().code(), ErrorCode::BadCursor);
+}
+
+/// `wait_past` resolves at once behind the head, and wakes on the next
+/// write through another handle (a clone) of the store; a duplicate, which
+/// adds nothing, wakes no one.
+pub async fn wait_past_wakes_on_writes<F: StoreFactory>(f: &F) {
+    let store = Arc::new(f.open().await);
+    let timeout = std::time::Duration::from_secs(10);
+    store.append(vec![ev("a", 1)]).await.unwrap();
+    tokio::time::timeout(timeout, store.wait_past(&Cursor::START)).await.expect("behind the head").unwrap();
+    for remote in [false, true] {
+        let head = store.head().await.unwrap();
+        let mut waiter = tokio::spawn({
+            let store = store.clone();
+            async move { store.wait_past(&head).await }
+        });
+        let duplicate = all_events(&*store).await.pop().unwrap();
+        store.apply(vec![duplicate], "p").await.unwrap();
+        let early = tokio::time::timeout(std::time::Duration::from_millis(50), &mut waiter).await;
+        assert!(early.is_err(), "woke with nothing new");
+        if remote {
+            store.apply(remote_events(NodeId::random(), &[("k", "a")]), "p").await.unwrap();
+        } else {
+            store.append(vec![ev("a", 2)]).await.unwrap();
+        }
+        tokio::time::timeout(timeout, waiter).await.expect("woken by the write").unwrap().unwrap();
+        assert_eq!(store.load(&head, 10, &Filter::default(), None).await.unwrap().events.len(), 1);
+    }
 }
 
 /// Prefix, kind and metadata filters; the cursor moves past skipped events.
@@ -308,7 +356,7 @@ pub async fn apply_reports_concurrent_events<F: StoreFactory>(f: &F) {
     // a peer that never saw our edit: concurrent
     let blind = remote_events(NodeId::random(), &[("k", "doc"), ("k", "doc")]);
     // a peer that saw it: not concurrent
-    let mut book = ClockBook::new(NodeId::random(), Hlc::ZERO, Limits::default());
+    let mut book = Replica::new(NodeId::random());
     book.observe(&local).unwrap();
     let informed = book.stamp(NewEvent::new("k", "doc", "after"), Hlc::now_ms()).unwrap();
     let elsewhere = remote_events(NodeId::random(), &[("k", "other")]);
@@ -441,4 +489,48 @@ pub async fn events_survive_reopen<F: StoreFactory>(f: &F) {
     let last = all_events(&store).await.pop().unwrap();
     assert_eq!(last.origin.counter, 21, "the counter continues after reopen");
     assert!(last.hlc > before.last().unwrap().hlc);
+}
+
+/// Invariant 3: whatever `append` acknowledged survives `kill -9`. A child
+/// process (this test, re-run by [`crate::crash`]) appends batches to the
+/// store in one directory until it is killed; the store is then opened in
+/// this process and must hold every acknowledged event and no half batch.
+/// `test` is this case's path as libtest names it (the macro passes it).
+pub async fn acknowledged_batches_survive_kill_9<F: StoreFactory>(f: &F, test: &str) {
+    const BATCH: usize = 40;
+    if let Some(dir) = crate::crash::child_arg() {
+        let store = f.open_in(Path::new(&dir)).await;
+        for n in 0usize.. {
+            let batch: Vec<NewEvent> = (0..BATCH).map(|i| ev(&format!("doc-{}", i % 7), n * BATCH + i)).collect();
+            let ids: Vec<EventId> = batch.iter().map(|e| e.id).collect();
+            assert_eq!(store.append(batch).await.expect("child: append").inserted.len(), BATCH);
+            crate::crash::report_acked(&ids);
+        }
+    }
+    if lacking(f, Capability::Durable, "acknowledged_batches_survive_kill_9") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let arg = dir.path().to_str().expect("a UTF-8 temp dir").to_owned();
+    let (mut acked, mut node) = (HashSet::new(), None);
+    for kill_after in [3, 11, 25] {
+        let test = test.to_owned();
+        let arg = arg.clone();
+        let child = tokio::task::spawn_blocking(move || {
+            crate::crash::run_until_killed(&test, &arg, |acks, _| acks >= kill_after * BATCH)
+        });
+        acked.extend(child.await.expect("crash child"));
+        let store = f.open_in(dir.path()).await;
+        assert_eq!(*node.get_or_insert(store.node_id()), store.node_id(), "the node id survives kill -9");
+        let events = all_events(&store).await;
+        let stored: HashSet<EventId> = events.iter().map(|e| e.id).collect();
+        let lost = acked.difference(&stored).count();
+        assert_eq!(lost, 0, "{lost} of {} acknowledged events lost after kill -9", acked.len());
+        assert_eq!(events.len() % BATCH, 0, "a batch was half written: {} events", events.len());
+        let counters: Vec<u64> = events.iter().map(|e| e.origin.counter).collect();
+        assert_eq!(counters, (1..=events.len() as u64).collect::<Vec<_>>(), "counters stay dense across crashes");
+        let page = store.load(&Cursor::START, usize::MAX / 32, &Filter::default(), None).await.unwrap();
+        assert_eq!(page.next, store.head().await.unwrap(), "the feed ends at the head after recovery");
+        store.close().await.expect("close");
+    }
 }

@@ -7,12 +7,11 @@
 
 use std::future::Future;
 
-use sync_core::{
-    ClockBook, Cursor, ErrorCode, Event, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, PushStatus, Transport,
-};
+use sync_core::raw::Replica;
+use sync_core::{Cursor, ErrorCode, Event, EventStore, Filter, Hlc, NewEvent, NodeId, PushStatus, Transport};
 use sync_server::{Principal, ServerLimits, StaticTokens, SyncService};
 
-use crate::MemoryStore;
+use sync_store_memory::MemoryStore;
 
 /// Serves a [`SyncService`] over a transport and connects clients to it.
 pub trait TransportFactory: Send + Sync {
@@ -48,7 +47,7 @@ async fn setup<F: TransportFactory>(f: &F, limits: ServerLimits) -> (MemoryStore
 }
 
 fn events(n: usize, kind: &str, agg: &str, tenant: &str) -> Vec<Event> {
-    let mut book = ClockBook::new(NodeId::random(), Hlc::ZERO, Limits::default());
+    let mut book = Replica::new(NodeId::random());
     (0..n)
         .map(|i| {
             let e =

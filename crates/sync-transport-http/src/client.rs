@@ -52,7 +52,7 @@ const POOL_MAX_IDLE: usize = 8;
 /// use std::time::Duration;
 /// use sync_core::{Codec, Cursor, EventStore, Filter, NewEvent, Transport};
 /// use sync_server::SyncService;
-/// use sync_testkit::MemoryStore;
+/// use sync_store_memory::MemoryStore;
 /// use sync_transport_http::{Compression, HttpServer, HttpTransport};
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let server = HttpServer::new(Arc::new(SyncService::new(MemoryStore::new())))

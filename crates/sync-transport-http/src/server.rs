@@ -53,7 +53,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// use std::sync::Arc;
 /// use sync_core::{Cursor, Filter, Transport};
 /// use sync_server::SyncService;
-/// use sync_testkit::MemoryStore;
+/// use sync_store_memory::MemoryStore;
 /// use sync_transport_http::{HttpServer, HttpTransport};
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let service = Arc::new(SyncService::new(MemoryStore::new()));

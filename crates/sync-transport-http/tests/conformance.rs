@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use sync_core::Codec;
 use sync_server::SyncService;
-use sync_testkit::{MemoryStore, TransportFactory};
+use sync_store_memory::MemoryStore;
+use sync_testkit::TransportFactory;
 use sync_transport_http::{Compression, HttpServer, HttpTransport, ServerHandle};
 
 /// Serves on 127.0.0.1:0 and connects clients with one codec and compression.

@@ -9,7 +9,7 @@ use common::{OPS, events, raw, request};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use sync_core::{Cursor, Filter, Transport};
 use sync_server::SyncService;
-use sync_testkit::MemoryStore;
+use sync_store_memory::MemoryStore;
 use sync_transport_http::{HttpServer, HttpTransport};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,12 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{ALICE, Fixture, OPS, Tap, events, raw, request};
-use sync_core::{
-    ClockBook, Codec, Cursor, ErrorCode, Event, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, Page, PushAck,
-    Transport,
-};
+use sync_core::raw::Replica;
+use sync_core::{Codec, Cursor, ErrorCode, Event, EventStore, Filter, Hlc, NewEvent, NodeId, Page, PushAck, Transport};
 use sync_server::{ServerLimits, SyncService};
-use sync_testkit::MemoryStore;
+use sync_store_memory::MemoryStore;
 use sync_transport_http::{Compression, HttpServer, HttpTransport};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -22,7 +20,7 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// `n` events with 1 KiB of poorly compressible data each.
 fn big_events(n: usize) -> Vec<Event> {
-    let mut book = ClockBook::new(NodeId::random(), Hlc::ZERO, Limits::default());
+    let mut book = Replica::new(NodeId::random());
     (0..n)
         .map(|i| {
             let data: Vec<u8> =
@@ -238,7 +236,7 @@ async fn max_response_bytes_option_caps_answers_before_and_after_decompression()
     }
     // A compressed answer under the cap on the wire but over it unpacked.
     let zeros: Vec<Event> = {
-        let mut book = ClockBook::new(NodeId::random(), Hlc::ZERO, Limits::default());
+        let mut book = Replica::new(NodeId::random());
         vec![book.stamp(NewEvent::new("k", "todo-z", vec![0u8; 64 * 1024]), Hlc::now_ms()).unwrap()]
     };
     f.client().push(zeros).await.unwrap();

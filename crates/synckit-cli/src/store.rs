@@ -7,9 +7,9 @@ use snafu::{ResultExt, Whatever, whatever};
 use sync_core::{
     AppendOutcome, Checkpoint, Cursor, Event, EventStore, Filter, NewEvent, NodeId, Page, Result, VectorClock,
 };
+use sync_store_memory::MemoryStore;
 use sync_store_redb::{RedbConfig, RedbStore};
 use sync_store_sqlite::{SqliteConfig, SqliteStore};
-use sync_testkit::MemoryStore;
 
 /// Where a store lives, as given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +98,9 @@ impl EventStore for AnyStore {
     }
     async fn head(&self) -> Result<Cursor> {
         each!(self, s => s.head().await)
+    }
+    async fn wait_past(&self, after: &Cursor) -> Result<()> {
+        each!(self, s => s.wait_past(after).await)
     }
     async fn version_vector(&self) -> Result<VectorClock> {
         each!(self, s => s.version_vector().await)

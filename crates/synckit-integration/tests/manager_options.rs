@@ -5,7 +5,7 @@ use std::sync::Arc;
 use sync_core::{ErrorCode, EventStore, Filter, NewEvent};
 use sync_manager::SyncManager;
 use sync_server::{ServerLimits, SyncService};
-use sync_testkit::MemoryStore;
+use sync_store_memory::MemoryStore;
 use sync_transport_http::{HttpServer, HttpTransport};
 
 #[tokio::test]

@@ -9,23 +9,28 @@
 //! The contract is written on [`EventStore`]; these are the parts people get
 //! wrong, and how this crate does them:
 //!
-//! 1. **Stamp and observe with [`ClockBook`].** Load the clocks of the
-//!    aggregates a batch touches, the counters of its origins and the last
-//!    HLC into a `ClockBook`, run each event through
-//!    [`ClockBook::stamp`] (local `append`) or [`ClockBook::observe`]
-//!    (remote `apply`), and store what the book learnt *together with* the
-//!    events. Never invent counters or clocks yourself.
-//! 2. **Batches are atomic.** Validate the whole batch first; if one event is
-//!    rejected, write nothing. Here one batch is one line of the file, so it
-//!    is in the log entirely or not at all.
-//! 3. **The log is a set.** An id already stored (or repeated in the batch)
-//!    goes into [`AppendOutcome::duplicates`] and is not stored again.
+//! 1. **Plan every batch with the batch rule of [`sync_core::raw`].**
+//!    [`append_plan`] (local `append`) and [`apply_plan`] (remote `apply`)
+//!    dedupe, validate, stamp and observe; they ask the store what it holds
+//!    through the [`Known`](sync_core::raw::Known) lookups and return the
+//!    [`Plan`](sync_core::raw::Plan): the rows to write, the bookkeeping that
+//!    goes with them, and the outcome to answer. Never invent counters or
+//!    clocks yourself. This store keeps its bookkeeping in memory, in a
+//!    [`Ledger`], which answers the lookups; a store on a database answers
+//!    them with queries inside its write transaction.
+//! 2. **Batches are atomic.** Write the plan's rows and bookkeeping in one
+//!    transaction, or nothing if planning failed. Here one batch is one line
+//!    of the file, so it is in the log entirely or not at all.
+//! 3. **The log is a set.** The plan leaves out ids already stored or
+//!    repeated in the batch, and lists them in [`AppendOutcome::duplicates`].
 //! 4. **Acknowledged means durable.** Return `Ok` only once the batch would
 //!    survive `kill -9`. Here: `write` then `File::sync_data` per batch.
-//! 5. **A change feed with a local sequence number.** Every stored event gets
-//!    the next `seq`; `load` pages by `seq` through [`page_from_scan`], so
-//!    paging, filtering and `has_more` behave exactly like every other store.
-//!    Keep the `source` peer of applied events: `load` can skip them.
+//! 5. **A change feed.** Every stored event gets a position that only grows
+//!    (here its line number in the feed); `load` pages through
+//!    [`page_from_scan`], so paging, filtering, cursor checks and `has_more`
+//!    behave exactly like every other store. Keep the `source` peer of
+//!    applied events: `load` can skip them. After each commit, advance a
+//!    [`FeedSignal`]: it answers `wait_past` for live readers.
 //! 6. **Node id and checkpoints are persistent** and survive reopen.
 //!
 //! ## Crash safety of this file format
@@ -39,8 +44,8 @@
 //!
 //! Everything except the node id and the checkpoints (clocks, counters,
 //! HLC, the id index) is derived from the events, so the open simply replays
-//! the file: the same `State::index` function handles both replayed and
-//! new records.
+//! the file into the [`Ledger`]: the same `State::index` function handles
+//! both replayed and new records.
 //!
 //! ## Checking your store
 //!
@@ -74,16 +79,17 @@
 //! # Ok::<_, sync_core::Error>(()) }).unwrap();
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
+use sync_core::raw::{FeedSignal, Ledger, ScanRow, append_plan, apply_plan, page_from_scan};
 use sync_core::{
-    AppendOutcome, Checkpoint, ClockBook, Cursor, Error, Event, EventId, EventStore, Filter, Hlc, Limits, NewEvent,
-    NodeId, Page, Result, ScanRow, VectorClock, page_from_scan,
+    AppendOutcome, Checkpoint, Cursor, Error, Event, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, Page, Result,
+    VectorClock,
 };
 
 /// One line of the file.
@@ -104,6 +110,7 @@ enum Record {
 pub struct FileStore {
     node: NodeId,
     path: PathBuf,
+    signal: FeedSignal,
     state: Arc<Mutex<State>>,
 }
 
@@ -117,7 +124,8 @@ impl FileStore {
             tokio::task::spawn_blocking(move || State::open(&path)).await
         };
         let state = opened.map_err(|e| Error::storage("opening the store", e))??;
-        Ok(FileStore { node: state.node, path, state: Arc::new(Mutex::new(state)) })
+        let signal = FeedSignal::new(state.node, state.rows.len() as u128);
+        Ok(FileStore { node: state.node, path, signal, state: Arc::new(Mutex::new(state)) })
     }
 
     /// The file of this store.
@@ -133,11 +141,18 @@ impl FileStore {
 
     /// Runs a writing operation on tokio's blocking pool: file writes and
     /// fsync block the thread, which must not be an async worker.
+    /// Wakes `wait_past` callers once the operation returns.
     async fn write<T: Send + 'static>(&self, op: impl FnOnce(&mut State) -> Result<T> + Send + 'static) -> Result<T> {
         let state = Arc::clone(&self.state);
-        tokio::task::spawn_blocking(move || op(&mut state.lock().unwrap_or_else(|e| e.into_inner())))
-            .await
-            .map_err(|e| Error::storage("writing to the store", e))?
+        let signal = self.signal.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            let result = op(&mut state);
+            signal.advance(state.rows.len() as u128);
+            result
+        })
+        .await
+        .map_err(|e| Error::storage("writing to the store", e))?
     }
 }
 
@@ -147,11 +162,8 @@ struct State {
     node: NodeId,
     limits: Limits,
     log: Log,
-    rows: Vec<ScanRow>, // rows[i].seq == i + 1
-    ids: HashSet<EventId>,
-    aggregates: HashMap<String, VectorClock>,
-    origins: HashMap<NodeId, u64>,
-    hlc: Hlc,
+    rows: Vec<ScanRow>, // rows[i].position == i + 1
+    ledger: Ledger,
     checkpoints: HashMap<String, Checkpoint>,
 }
 
@@ -173,10 +185,7 @@ impl State {
             limits: Limits::default(),
             log,
             rows: Vec::new(),
-            ids: HashSet::new(),
-            aggregates: HashMap::new(),
-            origins: HashMap::new(),
-            hlc: Hlc::ZERO,
+            ledger: Ledger::default(),
             checkpoints: HashMap::new(),
         };
         for record in records {
@@ -186,9 +195,7 @@ impl State {
     }
 
     /// Adds a record to the in-memory indexes. Used for replay on open and
-    /// after each write, so both always agree. Stored events already passed
-    /// the [`ClockBook`], so merging their clocks, counters and HLCs gives
-    /// exactly what the book computed.
+    /// after each write, so both always agree.
     fn index(&mut self, record: Record) {
         match record {
             Record::Node { .. } => {}
@@ -197,12 +204,9 @@ impl State {
             }
             Record::Batch { source, events } => {
                 for event in events {
-                    self.aggregates.entry(event.aggregate_id.clone()).or_default().merge(&event.clock);
-                    let counter = self.origins.entry(event.origin.node).or_insert(0);
-                    *counter = (*counter).max(event.origin.counter);
-                    self.hlc = self.hlc.max(event.hlc);
-                    self.ids.insert(event.id);
-                    self.rows.push(ScanRow { seq: self.rows.len() as u64 + 1, source: source.clone(), event });
+                    self.ledger.insert(&event);
+                    let position = self.rows.len() as u128 + 1;
+                    self.rows.push(ScanRow { position, source: source.clone(), event });
                 }
             }
         }
@@ -215,66 +219,21 @@ impl State {
         Ok(())
     }
 
-    /// A [`ClockBook`] holding the stored entries that `touched` (aggregate,
-    /// origin node) pairs need, plus this node's counter.
-    fn book<'a>(&self, touched: impl Iterator<Item = (&'a str, NodeId)>) -> ClockBook {
-        let mut book = ClockBook::new(self.node, self.hlc, self.limits);
-        let counter = |node| self.origins.get(&node).copied().unwrap_or(0);
-        book.origins.insert(self.node, counter(self.node));
-        for (aggregate, origin) in touched {
-            if let Some(clock) = self.aggregates.get(aggregate) {
-                book.aggregates.insert(aggregate.to_owned(), clock.clone());
-            }
-            book.origins.insert(origin, counter(origin));
-        }
-        book
-    }
-
-    /// True when `id` is stored or was seen earlier in this batch.
-    fn is_duplicate(&self, id: EventId, batch: &mut HashSet<EventId>) -> bool {
-        self.ids.contains(&id) || !batch.insert(id)
-    }
-
     fn append(&mut self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
-        let node = self.node;
-        let mut book = self.book(events.iter().map(|e| (e.aggregate_id.as_str(), node)));
-        let now = Hlc::now_ms();
-        let (mut out, mut batch, mut stamped) = (AppendOutcome::default(), HashSet::new(), vec![]);
-        for event in events {
-            if self.is_duplicate(event.id, &mut batch) {
-                out.duplicates.push(event.id);
-            } else {
-                // `?` rejects the whole batch: nothing was written yet.
-                stamped.push(book.stamp(event, now)?);
-            }
+        // `?` refuses the whole batch: nothing was written yet.
+        let plan = append_plan(self.node, &self.limits, events, Hlc::now_ms(), &mut self.ledger)?;
+        if !plan.rows.is_empty() {
+            self.commit(Record::Batch { source: None, events: plan.rows })?;
         }
-        out.inserted = stamped.iter().map(|e| e.id).collect();
-        if !stamped.is_empty() {
-            self.commit(Record::Batch { source: None, events: stamped })?;
-        }
-        Ok(out)
+        Ok(plan.outcome)
     }
 
     fn apply(&mut self, events: Vec<Event>, source: String) -> Result<AppendOutcome> {
-        let mut book = self.book(events.iter().map(|e| (e.aggregate_id.as_str(), e.origin.node)));
-        // Every event is validated; only the new ones teach the book.
-        let (mut out, mut batch, mut new) = (AppendOutcome::default(), HashSet::new(), vec![]);
-        for event in events {
-            if self.is_duplicate(event.id, &mut batch) {
-                book.check(&event)?;
-                out.duplicates.push(event.id);
-            } else {
-                if book.observe(&event)? {
-                    out.concurrent.push(event.id);
-                }
-                new.push(event);
-            }
+        let plan = apply_plan(&self.limits, events, Hlc::now_ms(), &mut self.ledger)?;
+        if !plan.rows.is_empty() {
+            self.commit(Record::Batch { source: Some(source), events: plan.rows })?;
         }
-        out.inserted = new.iter().map(|e| e.id).collect();
-        if !new.is_empty() {
-            self.commit(Record::Batch { source: Some(source), events: new })?;
-        }
-        Ok(out)
+        Ok(plan.outcome)
     }
 }
 
@@ -356,7 +315,8 @@ impl EventStore for FileStore {
     }
 
     async fn load(&self, after: &Cursor, limit: usize, filter: &Filter, skip_source: Option<&str>) -> Result<Page> {
-        page_from_scan(self.node, after, limit, filter, skip_source, |after, n| {
+        let head = self.lock().rows.len() as u128;
+        page_from_scan(self.node, after, limit, filter, skip_source, head, |after, n| {
             let state = self.lock();
             let start = usize::try_from(after).map_or(state.rows.len(), |a| a.min(state.rows.len()));
             let rows = state.rows[start..].iter().take(n).cloned().collect();
@@ -366,26 +326,30 @@ impl EventStore for FileStore {
     }
 
     async fn load_aggregate(&self, aggregate_id: &str, after: &Cursor) -> Result<Vec<Event>> {
-        let after = after.seq_for(self.node)?;
+        let after = after.position_for(self.node)?;
         Ok(self
             .lock()
             .rows
             .iter()
-            .filter(|row| row.seq > after && row.event.aggregate_id == aggregate_id)
+            .filter(|row| row.position > after && row.event.aggregate_id == aggregate_id)
             .map(|row| row.event.clone())
             .collect())
     }
 
     async fn aggregate_clock(&self, aggregate_id: &str) -> Result<VectorClock> {
-        Ok(self.lock().aggregates.get(aggregate_id).cloned().unwrap_or_default())
+        Ok(self.lock().ledger.clock(aggregate_id).cloned().unwrap_or_default())
     }
 
     async fn head(&self) -> Result<Cursor> {
-        Ok(Cursor::new(self.node, self.lock().rows.len() as u64))
+        Ok(Cursor::new(self.node, self.lock().rows.len() as u128))
+    }
+
+    async fn wait_past(&self, after: &Cursor) -> Result<()> {
+        self.signal.wait_past(after).await
     }
 
     async fn version_vector(&self) -> Result<VectorClock> {
-        Ok(self.lock().origins.iter().map(|(n, c)| (*n, *c)).collect())
+        Ok(self.lock().ledger.version_vector())
     }
 
     async fn checkpoint(&self, peer: &str) -> Result<Checkpoint> {

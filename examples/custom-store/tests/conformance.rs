@@ -1,5 +1,6 @@
 //! `FileStore` passes the whole store conformance suite.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use custom_store::FileStore;
@@ -24,6 +25,10 @@ impl StoreFactory for FileFactory {
     async fn open(&self) -> FileStore {
         let n = self.opened.fetch_add(1, Ordering::Relaxed);
         FileStore::open(self.dir.path().join(format!("store-{n}.jsonl"))).await.expect("open")
+    }
+
+    async fn open_in(&self, dir: &Path) -> FileStore {
+        FileStore::open(dir.join("store.jsonl")).await.expect("open")
     }
 
     async fn reopen(&self, store: FileStore) -> FileStore {

@@ -8,9 +8,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sync_core::{ClockBook, Cursor, Event, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, Transport};
+use sync_core::raw::Replica;
+use sync_core::{Cursor, Event, EventStore, Filter, Hlc, NewEvent, NodeId, Transport};
 use sync_server::{Principal, ServerLimits, StaticTokens, SyncService};
-use sync_testkit::MemoryStore;
+use sync_store_memory::MemoryStore;
 use sync_transport_http::{HttpServer, HttpTransport, ServerHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -115,7 +116,7 @@ pub fn request(method: &str, target: &str, headers: &[(&str, &str)], body: Optio
 /// `n` valid events from one fresh node, spread over three aggregates
 /// `{agg}0..2`, with metadata `tenant`.
 pub fn events(n: usize, agg: &str, tenant: &str) -> Vec<Event> {
-    let mut book = ClockBook::new(NodeId::random(), Hlc::ZERO, Limits::default());
+    let mut book = Replica::new(NodeId::random());
     (0..n)
         .map(|i| {
             let e = NewEvent::new("todo.renamed", format!("{agg}{}", i % 3), format!("payload {i}"))

@@ -5,15 +5,20 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::{Cursor, ErrorCode, Event, EventId, Filter, Page};
+use crate::{Cursor, ErrorCode, Event, EventId, Filter, NodeId, Page};
 
 /// How a client reaches one peer (a server, usually). Implemented by
 /// `sync-transport-http` and the other transport crates; the sync manager
 /// drives it.
 pub trait Transport: Send + Sync + 'static {
-    /// A stable name for the peer, used as the key of the local checkpoint
-    /// (for HTTP: the base URL).
+    /// A name for the peer in logs and messages (for HTTP: the base URL).
     fn peer(&self) -> &str;
+
+    /// The id of the peer's store (its [`EventStore::node_id`](crate::EventStore::node_id)).
+    /// The sync manager keys its checkpoints and the source of pulled
+    /// events by it, so that two spellings of one peer's address share
+    /// them, and a peer replaced behind the same address gets new ones.
+    fn peer_id(&self) -> impl Future<Output = Result<NodeId>> + Send;
 
     /// Sends events; the peer stores them idempotently and answers per event.
     fn push(&self, events: Vec<Event>) -> impl Future<Output = Result<PushAck>> + Send;
@@ -33,6 +38,10 @@ pub trait CompressRequests: Transport + Sized {
 impl<T: Transport> Transport for std::sync::Arc<T> {
     fn peer(&self) -> &str {
         (**self).peer()
+    }
+
+    fn peer_id(&self) -> impl Future<Output = Result<NodeId>> + Send {
+        (**self).peer_id()
     }
 
     fn push(&self, events: Vec<Event>) -> impl Future<Output = Result<PushAck>> + Send {

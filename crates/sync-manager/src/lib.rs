@@ -5,7 +5,8 @@
 //! and call [`SyncManager::sync`] (or start [`SyncManager::start_auto_sync`])
 //! whenever a connection may exist. Each sync pushes the local events the
 //! peer has not acknowledged, then pulls the peer's new events page by page;
-//! both directions keep a per-peer checkpoint in the store, so a sync costs
+//! both directions keep a checkpoint in the store, keyed by the peer's store
+//! id (not the spelling of its address), so a sync costs
 //! O(events that differ) and an interrupted one resumes where it stopped.
 //!
 //! ```
@@ -27,4 +28,4 @@ mod manager;
 
 pub use auto::AutoSync;
 pub use error::BuildError;
-pub use manager::{Builder, NoTransport, Phase, Progress, Refused, SyncManager, SyncResult};
+pub use manager::{Builder, NoTransport, PeerStatus, Phase, Progress, Refused, SyncManager, SyncResult};

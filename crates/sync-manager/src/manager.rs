@@ -43,6 +43,9 @@ impl Transport for NoTransport {
     fn peer(&self) -> &str {
         match *self {}
     }
+    async fn peer_id(&self) -> Result<sync_core::NodeId> {
+        match *self {}
+    }
     async fn push(&self, _: Vec<Event>) -> Result<PushAck> {
         match *self {}
     }
@@ -116,6 +119,7 @@ type Validator = Box<dyn Fn(&NewEvent) -> std::result::Result<(), String> + Send
 
 pub(crate) struct Options {
     pub(crate) filter: Filter,
+    pub(crate) checkpoint_name: Option<String>,
     pub(crate) batch_size: usize,
     pub(crate) timeout: Duration,
     pub(crate) mode: SyncMode,
@@ -166,9 +170,17 @@ impl<S: EventStore, T: Transport> Builder<S, T> {
     ///
     /// The checkpoints move past events the filter leaves out, so widening
     /// the filter later does not send or fetch them: give a manager with
-    /// another filter its own peer name (for HTTP, `HttpTransport::peer_name`).
+    /// another filter its own [`Builder::checkpoint_name`].
     pub fn filter(mut self, filter: Filter) -> Self {
         self.options.filter = filter;
+        self
+    }
+
+    /// Keeps this manager's progress with the peer apart from other
+    /// managers' on the same store and peer (default: none, one checkpoint
+    /// per peer). Managers with different filters need their own names.
+    pub fn checkpoint_name(mut self, name: impl Into<String>) -> Self {
+        self.options.checkpoint_name = Some(name.into());
         self
     }
 
@@ -247,6 +259,29 @@ impl<S: EventStore, T: Transport> Builder<S, T> {
     }
 }
 
+/// The sync progress with the peer, from [`SyncManager::peer_status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerStatus {
+    /// The key the checkpoint is kept under in the store: the peer's store
+    /// id (and the manager's checkpoint name, if any).
+    pub checkpoint_key: String,
+    /// How far each direction got.
+    pub checkpoint: Checkpoint,
+    /// Local events a push would send now.
+    pub waiting_to_push: usize,
+}
+
+/// Where a manager keeps its progress with one peer in the local store.
+struct PeerKeys {
+    /// The checkpoint's key: the peer's store id, plus the manager's
+    /// checkpoint name if it has one.
+    checkpoint: String,
+    /// The source of events pulled from the peer (its store id), which
+    /// pushes to it leave out.
+    source: String,
+}
+
 /// Keeps a store in sync with one peer. Cheap to clone (shared state).
 pub struct SyncManager<S, T = NoTransport> {
     pub(crate) inner: Arc<Inner<S, T>>,
@@ -279,6 +314,7 @@ impl<S: EventStore> SyncManager<S, NoTransport> {
             validator: None,
             options: Options {
                 filter: Filter::default(),
+                checkpoint_name: None,
                 batch_size: 500,
                 timeout: Duration::from_secs(30),
                 mode: SyncMode::Both,
@@ -328,6 +364,27 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         self.inner.store.close().await
     }
 
+    /// The sync progress with the peer, and how many local events a push
+    /// would send now (those after the push checkpoint that pass the filter
+    /// and did not come from the peer). Asks the peer for its id; local
+    /// only, it answers `None`.
+    pub async fn peer_status(&self) -> Result<Option<PeerStatus>> {
+        let Some(transport) = &self.inner.transport else { return Ok(None) };
+        let keys = self.peer_keys(transport).await?;
+        let checkpoint = self.checkpoint(&keys, transport).await?;
+        let (store, filter) = (&self.inner.store, &self.inner.options.filter);
+        let (mut cursor, mut waiting) = (checkpoint.pushed, 0);
+        loop {
+            let page = store.load(&cursor, 5_000, filter, Some(&keys.source)).await?;
+            waiting += page.events.len();
+            cursor = page.next;
+            if !page.has_more {
+                break;
+            }
+        }
+        Ok(Some(PeerStatus { checkpoint_key: keys.checkpoint, checkpoint, waiting_to_push: waiting }))
+    }
+
     /// Pushes, then pulls (only one of them after [`Builder::push_only`] or
     /// [`Builder::pull_only`]). Local only: does nothing.
     pub async fn sync(&self) -> Result<SyncResult> {
@@ -353,18 +410,19 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         let span = info_span!("sync", peer, push, pull);
         let mut result = SyncResult::default();
         let outcome = async {
-            let mut checkpoint = self.inner.store.checkpoint(peer).await?;
+            let keys = self.peer_keys(transport).await?;
+            let mut checkpoint = self.checkpoint(&keys, transport).await?;
             if push {
-                self.push_pages(transport, &mut checkpoint, &mut result, Some(peer)).await?;
+                self.push_pages(transport, &keys, &mut checkpoint, &mut result, Some(&keys.source)).await?;
             }
             if pull {
-                self.pull_pages(transport, &mut checkpoint, &mut result).await?;
+                self.pull_pages(transport, &keys, &mut checkpoint, &mut result).await?;
             }
             if result.resynced && push {
                 // The peer was replaced or restored and may lack anything,
                 // including what we once pulled from it: send everything again
                 // (what it still has comes back as duplicates).
-                self.push_pages(transport, &mut checkpoint, &mut result, None).await?;
+                self.push_pages(transport, &keys, &mut checkpoint, &mut result, None).await?;
             }
             Ok::<_, Error>(())
         }
@@ -406,12 +464,12 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
     async fn push_pages(
         &self,
         transport: &T,
+        keys: &PeerKeys,
         cp: &mut Checkpoint,
         result: &mut SyncResult,
         skip_source: Option<&str>,
     ) -> Result<()> {
         let (store, o) = (&self.inner.store, &self.inner.options);
-        let peer = transport.peer();
         // Where the next page starts (`None`: no more), the page being read,
         // and the pushes in flight with the cursor after each page.
         let mut next = Some(cp.pushed);
@@ -448,7 +506,7 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
                     }
                     if after != cp.pushed {
                         cp.pushed = after;
-                        store.set_checkpoint(peer, cp).await?;
+                        store.set_checkpoint(&keys.checkpoint, cp).await?;
                     }
                 }
             }
@@ -486,7 +544,13 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
     /// moves after each applied page, and the next page is fetched while the
     /// current one is applied. A cursor the peer no longer knows restarts the
     /// pull from the beginning (applying twice is a no-op).
-    async fn pull_pages(&self, transport: &T, cp: &mut Checkpoint, result: &mut SyncResult) -> Result<()> {
+    async fn pull_pages(
+        &self,
+        transport: &T,
+        keys: &PeerKeys,
+        cp: &mut Checkpoint,
+        result: &mut SyncResult,
+    ) -> Result<()> {
         let (store, o) = (&self.inner.store, &self.inner.options);
         let peer = transport.peer();
         // Our own events are already here: do not fetch them back.
@@ -501,7 +565,7 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
                 result.resynced = true;
                 // Both directions start over: the new peer knows neither.
                 *cp = Checkpoint::default();
-                store.set_checkpoint(peer, cp).await?;
+                store.set_checkpoint(&keys.checkpoint, cp).await?;
                 fetch(Cursor::START).await?
             }
             other => other?,
@@ -513,7 +577,11 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
             let aggregates: std::collections::HashMap<_, _> =
                 page.events.iter().map(|e| (e.id, e.aggregate_id.clone())).collect();
             let apply = async {
-                if received == 0 { Ok(None) } else { self.apply_page(page.events, peer, result).await.map(Some) }
+                if received == 0 {
+                    Ok(None)
+                } else {
+                    self.apply_page(page.events, &keys.source, result).await.map(Some)
+                }
             };
             let fetch_ahead = async { if has_more { Some(fetch(next).await) } else { None } };
             let (outcome, following) = tokio::join!(apply, fetch_ahead);
@@ -527,7 +595,7 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
                 });
             }
             cp.pulled = next;
-            store.set_checkpoint(peer, cp).await?;
+            store.set_checkpoint(&keys.checkpoint, cp).await?;
             match following {
                 Some(following) => page = following?,
                 None => break,
@@ -547,6 +615,29 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         }
         result.conflicts_resolved = result.conflicts.len();
         Ok(())
+    }
+
+    /// The keys of this manager's progress with the peer: its store id, so
+    /// that every spelling of its address shares them.
+    async fn peer_keys(&self, transport: &T) -> Result<PeerKeys> {
+        let id = self.timed("asking the peer's id", transport.peer_id()).await?;
+        let checkpoint = match &self.inner.options.checkpoint_name {
+            Some(name) => format!("{id}/{name}"),
+            None => id.to_string(),
+        };
+        Ok(PeerKeys { checkpoint, source: id.to_string() })
+    }
+
+    /// The checkpoint under `keys`. A store written by an earlier version
+    /// keeps it under the peer's address instead: that one is taken over
+    /// (and written under the new key by the next step of the sync).
+    async fn checkpoint(&self, keys: &PeerKeys, transport: &T) -> Result<Checkpoint> {
+        let store = &self.inner.store;
+        let checkpoint = store.checkpoint(&keys.checkpoint).await?;
+        if checkpoint != Checkpoint::default() || self.inner.options.checkpoint_name.is_some() {
+            return Ok(checkpoint);
+        }
+        store.checkpoint(transport.peer()).await
     }
 
     /// Applies one pulled page. If the local store refuses the batch (an

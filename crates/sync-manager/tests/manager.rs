@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sync_core::{
-    AdditiveMerge, Cursor, ErrorCode, Event, EventStore, Filter, LastWriteWins, NewEvent, Page, PushAck, PushStatus,
-    Resolution, Result, Transport, ViewEntry,
+    AdditiveMerge, Cursor, ErrorCode, Event, EventStore, Filter, LastWriteWins, NewEvent, NodeId, Page, PushAck,
+    PushStatus, Resolution, Result, Transport, ViewEntry,
 };
 use sync_manager::{BuildError, Phase, Progress, SyncManager};
 use sync_server::{Principal, SyncService};
@@ -85,26 +85,29 @@ async fn interrupted_pull_resumes_from_its_last_page() {
 
     let flaky = Arc::new(FlakyTransport::new(client(&server)));
     let reader = SyncManager::builder(MemoryStore::new()).transport(flaky.clone()).batch_size(10).build().unwrap();
-    flaky.fail_from_call(3); // call 0 = push (nothing to push: no call), pulls are calls 0, 1, 2 then fail
+    // Call 0 asks the server's id; nothing to push (no call); pulls are
+    // calls 1, 2 and 3, then call 4 fails.
+    flaky.fail_from_call(4);
     let err = reader.sync().await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unavailable);
     assert_eq!(ids(reader.store()).await.len(), 30, "three pages were applied before the network dropped");
     flaky.fail_from_call(usize::MAX);
     let r = reader.sync().await.unwrap();
     assert_eq!(r.pulled, 20, "the resumed pull fetches only the missing pages");
-    assert_eq!(flaky.calls(), 4 + 2, "4 calls before (one failed), then pages 4 and 5");
+    assert_eq!(flaky.calls(), 5 + 3, "5 calls before (one failed), then the id and pages 4 and 5");
     assert_eq!(ids(reader.store()).await, ids(writer.store()).await);
 }
 
 #[tokio::test]
-async fn a_replaced_server_triggers_a_resync_from_the_start() {
+async fn a_replaced_server_gets_a_checkpoint_of_its_own() {
     let old = server();
     let m = SyncManager::builder(MemoryStore::new()).transport(FlakyTransport::new(client(&old))).build().unwrap();
     let other = SyncManager::builder(MemoryStore::new()).transport(client(&old)).build().unwrap();
     other.append(edits("a", "k", 3)).await.unwrap();
     other.sync().await.unwrap();
     m.sync().await.unwrap();
-    let cp = m.store().checkpoint("server").await.unwrap();
+    let old_key = old.store().node_id().to_string();
+    let cp = m.store().checkpoint(&old_key).await.unwrap();
     assert!(!cp.pulled.is_start());
 
     // The server is replaced by one with another store; its name is the same.
@@ -114,12 +117,50 @@ async fn a_replaced_server_triggers_a_resync_from_the_start() {
     seed.sync().await.unwrap();
     let m2 = SyncManager::builder(m.store().clone()).transport(client(&new)).build().unwrap();
     let r = m2.sync().await.unwrap();
-    assert!(r.resynced);
-    assert_eq!(r.pulled, 2);
-    // The new server may lack anything: the three events once pulled from the
-    // old server are sent to it, the two just pulled come back as duplicates.
-    assert_eq!((r.pushed, r.push_duplicates), (3, 2));
+    // Nothing of the old server's progress applies: the new one is sent
+    // everything, the three events once pulled from the old one included.
+    assert!(!r.resynced);
+    assert_eq!((r.pushed, r.push_duplicates, r.pulled), (3, 0, 2));
     assert_eq!(ids(new.store()).await, ids(m.store()).await);
+    assert_eq!(m.store().checkpoint(&old_key).await.unwrap(), cp, "the old server's checkpoint is kept");
+}
+
+#[tokio::test]
+async fn a_cursor_the_server_no_longer_knows_triggers_a_resync_from_the_start() {
+    let server = server();
+    let m = SyncManager::builder(MemoryStore::new()).transport(client(&server)).build().unwrap();
+    let other = SyncManager::builder(MemoryStore::new()).transport(client(&server)).build().unwrap();
+    other.append(edits("a", "k", 3)).await.unwrap();
+    other.sync().await.unwrap();
+    m.append(edits("b", "k", 2)).await.unwrap();
+    m.sync().await.unwrap();
+    // The checkpoint claims a position the server never handed out (as
+    // after a restore of the server from an older copy).
+    let key = server.store().node_id().to_string();
+    let mut cp = m.store().checkpoint(&key).await.unwrap();
+    cp.pulled = Cursor::new(server.store().node_id(), 1_000);
+    m.store().set_checkpoint(&key, &cp).await.unwrap();
+    let r = m.sync().await.unwrap();
+    assert!(r.resynced);
+    // Everything is sent and fetched again; the server had it all.
+    assert_eq!((r.pushed, r.push_duplicates, r.pulled), (0, 5, 0));
+    assert_eq!(ids(server.store()).await, ids(m.store()).await);
+}
+
+#[tokio::test]
+async fn a_checkpoint_kept_under_the_peer_name_is_taken_over() {
+    let server = server();
+    let m = SyncManager::builder(MemoryStore::new()).transport(client(&server)).build().unwrap();
+    m.append(edits("a", "k", 3)).await.unwrap();
+    // An earlier version kept the checkpoint under the peer's name.
+    let head = m.store().head().await.unwrap();
+    let legacy = sync_core::Checkpoint { pushed: head, pulled: Cursor::START };
+    m.store().set_checkpoint("server", &legacy).await.unwrap();
+    assert_eq!(m.peer_status().await.unwrap().unwrap().waiting_to_push, 0);
+    let r = m.sync().await.unwrap();
+    assert_eq!(r.pushed, 0, "what the old checkpoint covers is not sent again");
+    let key = server.store().node_id().to_string();
+    assert_eq!(m.store().checkpoint(&key).await.unwrap().pushed, head);
 }
 
 #[tokio::test]
@@ -149,7 +190,7 @@ async fn batch_size_sets_request_sizes() {
         SyncManager::builder(MemoryStore::new()).transport(flaky.clone()).batch_size(7).push_only().build().unwrap();
     m.append(edits("a", "k", 20)).await.unwrap();
     assert_eq!(m.sync().await.unwrap().pushed, 20);
-    assert_eq!(flaky.calls(), 3, "20 events in pushes of 7");
+    assert_eq!(flaky.calls(), 1 + 3, "the server's id, then 20 events in pushes of 7");
 }
 
 #[tokio::test]
@@ -170,12 +211,15 @@ async fn push_only_and_pull_only_modes() {
     assert_eq!(pull_only.push().await.unwrap().pushed, 1);
 }
 
-/// A transport on a network that never answers.
+/// A transport to a peer that tells its id but never answers a push or pull.
 struct Hanging;
 
 impl Transport for Hanging {
     fn peer(&self) -> &str {
         "hanging"
+    }
+    async fn peer_id(&self) -> Result<NodeId> {
+        Ok(NodeId::from_bytes([7; 16]))
     }
     async fn push(&self, _: Vec<Event>) -> Result<PushAck> {
         std::future::pending().await
@@ -242,6 +286,9 @@ impl<T: Transport> ProgressSpy<T> {
 impl<T: Transport> Transport for ProgressSpy<T> {
     fn peer(&self) -> &str {
         self.inner.peer()
+    }
+    async fn peer_id(&self) -> Result<NodeId> {
+        self.inner.peer_id().await
     }
     async fn push(&self, events: Vec<Event>) -> Result<PushAck> {
         self.record();
@@ -317,17 +364,18 @@ async fn auto_sync_retries_with_backoff_then_returns_to_the_interval() {
     flaky.fail_from_call(usize::MAX);
     tokio::time::advance(Duration::from_secs(8)).await;
     settle().await;
-    assert_eq!(flaky.calls(), 3, "second retry within the capped backoff; it succeeds");
+    // A sync with nothing to push: the server's id, then one pull.
+    assert_eq!(flaky.calls(), 2 + 2, "second retry within the capped backoff; it succeeds");
     tokio::time::advance(Duration::from_secs(59)).await;
     settle().await;
-    assert_eq!(flaky.calls(), 3, "after a success, the interval applies");
+    assert_eq!(flaky.calls(), 4, "after a success, the interval applies");
     tokio::time::advance(Duration::from_secs(1)).await;
     settle().await;
-    assert_eq!(flaky.calls(), 4);
+    assert_eq!(flaky.calls(), 6);
     auto.stop().await;
     tokio::time::advance(Duration::from_secs(600)).await;
     settle().await;
-    assert_eq!(flaky.calls(), 4, "stopped");
+    assert_eq!(flaky.calls(), 6, "stopped");
 }
 
 #[test]
@@ -380,6 +428,9 @@ impl<T: Transport> Transport for SlowPushes<T> {
     fn peer(&self) -> &str {
         self.inner.peer()
     }
+    async fn peer_id(&self) -> Result<NodeId> {
+        self.inner.peer_id().await
+    }
     async fn push(&self, events: Vec<Event>) -> Result<PushAck> {
         use std::sync::atomic::Ordering::SeqCst;
         let call = self.calls.fetch_add(1, SeqCst);
@@ -417,8 +468,8 @@ async fn two_pushes_run_at_once_and_the_checkpoint_follows_the_acknowledged_pref
     let err = m.sync().await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Unavailable, "{err}");
     assert_eq!(slow.most_running.load(std::sync::atomic::Ordering::SeqCst), 2, "a window of two pushes");
-    let node = m.store().node_id();
-    assert_eq!(m.store().checkpoint("server").await.unwrap().pushed, Cursor::new(node, 4));
+    let (node, key) = (m.store().node_id(), server.store().node_id().to_string());
+    assert_eq!(m.store().checkpoint(&key).await.unwrap().pushed, Cursor::new(node, 4));
     let stored = ids(server.store()).await.len();
     assert!(stored == 4 || stored == 6, "{stored}");
 
@@ -427,5 +478,5 @@ async fn two_pushes_run_at_once_and_the_checkpoint_follows_the_acknowledged_pref
     assert_eq!(r.pushed + r.push_duplicates, 6, "{r:?}");
     assert_eq!(r.pushed, 10 - stored);
     assert_eq!(ids(server.store()).await, ids(m.store()).await);
-    assert_eq!(m.store().checkpoint("server").await.unwrap().pushed, Cursor::new(node, 10));
+    assert_eq!(m.store().checkpoint(&key).await.unwrap().pushed, Cursor::new(node, 10));
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sync_core::{Cursor, Error, Event, EventStore, Filter, Page, PushAck, Result, Transport};
+use sync_core::{Cursor, Error, Event, EventStore, Filter, NodeId, Page, PushAck, Result, Transport};
 use sync_server::{Principal, SyncService};
 
 /// A client [`Transport`] that calls a [`SyncService`] in the same process:
@@ -49,6 +49,10 @@ impl<S: EventStore> Transport for InProcessTransport<S> {
         &self.peer
     }
 
+    async fn peer_id(&self) -> Result<NodeId> {
+        Ok(self.service.store().node_id())
+    }
+
     async fn push(&self, events: Vec<Event>) -> Result<PushAck> {
         self.service.push(&self.principal, events).await
     }
@@ -72,7 +76,7 @@ impl<T: Transport> FlakyTransport<T> {
         FlakyTransport { inner, calls: AtomicUsize::new(0), fail_from: AtomicUsize::new(usize::MAX) }
     }
 
-    /// Calls numbered `n` and later (counting from 0 over push and pull) fail
+    /// Calls numbered `n` and later (counting from 0 over every call) fail
     /// with [`Error::Unavailable`]; `usize::MAX` heals the network.
     pub fn fail_from_call(&self, n: usize) {
         self.fail_from.store(n, Ordering::SeqCst);
@@ -95,6 +99,11 @@ impl<T: Transport> FlakyTransport<T> {
 impl<T: Transport> Transport for FlakyTransport<T> {
     fn peer(&self) -> &str {
         self.inner.peer()
+    }
+
+    async fn peer_id(&self) -> Result<NodeId> {
+        self.check()?;
+        self.inner.peer_id().await
     }
 
     async fn push(&self, events: Vec<Event>) -> Result<PushAck> {

@@ -69,6 +69,15 @@ async fn pull_all<T: Transport>(t: &T, filter: &Filter, limit: usize) -> (Vec<Ev
     }
 }
 
+/// `peer_id` names the server's store, with a token or without one: the
+/// sync manager keys its checkpoints by it.
+pub async fn peer_id_names_the_server_store<F: TransportFactory>(f: &F) {
+    let (store, server, client) = setup(f, ServerLimits::default()).await;
+    assert_eq!(client.peer_id().await.expect("peer id"), store.node_id());
+    let anonymous = f.connect(&server, None).await;
+    assert_eq!(anonymous.peer_id().await.expect("peer id without a token"), store.node_id());
+}
+
 /// Pushed events come back from a pull, headers intact.
 pub async fn push_then_pull_round_trips<F: TransportFactory>(f: &F) {
     let (store, _server, client) = setup(f, ServerLimits::default()).await;
@@ -203,6 +212,7 @@ pub async fn errors_carry_stable_codes<F: TransportFactory>(f: &F) {
 macro_rules! transport_suite {
     ($factory:expr) => {
         $crate::transport_suite!(@cases $factory;
+            peer_id_names_the_server_store,
             push_then_pull_round_trips,
             duplicate_push_is_acknowledged_as_duplicate,
             pulls_paginate,

@@ -11,14 +11,14 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use sync_core::{Codec, Cursor, Error, ErrorCode, Event, Filter, Page, PushAck, Result, Transport};
+use sync_core::{Codec, Cursor, Error, ErrorCode, Event, Filter, NodeId, Page, PushAck, Result, Transport};
 use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::compression::Compression;
 use crate::error::DecompressError;
 use crate::status::code_for_status;
-use crate::wire::{PULL_PATH, PUSH_PATH, PullParams, PushRequest};
+use crate::wire::{HEALTHZ_PATH, PULL_PATH, PUSH_PATH, PullParams, PushRequest};
 
 /// Default for [`HttpTransport::timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -88,7 +88,6 @@ pub struct HttpTransport {
     token: Option<String>,
     timeout: Duration,
     max_response_bytes: usize,
-    peer_name: Option<String>,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -100,7 +99,6 @@ impl std::fmt::Debug for HttpTransport {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
             .field("max_response_bytes", &self.max_response_bytes)
-            .field("peer_name", &self.peer_name)
             .finish()
     }
 }
@@ -136,7 +134,6 @@ impl HttpTransport {
             token: None,
             timeout: DEFAULT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            peer_name: None,
         })
     }
 
@@ -164,15 +161,6 @@ impl HttpTransport {
     /// take before it fails with [`Error::Timeout`] (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
-        self
-    }
-
-    /// The name this transport's sync progress is kept under in the local
-    /// store (default: the base URL). Give each manager its own name when
-    /// several managers with different filters share one store and server,
-    /// so each keeps its own checkpoint.
-    pub fn peer_name(mut self, name: impl Into<String>) -> Self {
-        self.peer_name = Some(name.into());
         self
     }
 
@@ -359,7 +347,18 @@ impl sync_core::CompressRequests for HttpTransport {
 
 impl Transport for HttpTransport {
     fn peer(&self) -> &str {
-        self.peer_name.as_deref().unwrap_or(&self.base)
+        &self.base
+    }
+
+    /// Asks `GET /healthz` for the server store's node id.
+    async fn peer_id(&self) -> Result<NodeId> {
+        #[derive(Deserialize)]
+        struct Health {
+            node: NodeId,
+        }
+        let health: Health =
+            self.exchange("health check of", || self.request(Method::GET, HEALTHZ_PATH, Bytes::new())).await?;
+        Ok(health.node)
     }
 
     async fn push(&self, events: Vec<Event>) -> Result<PushAck> {

@@ -233,7 +233,7 @@ async fn run(command: Command) -> Result<(), Whatever> {
         Command::Log { store, aggregate, resolver, limit, json } => {
             log(&store.store.open().await?, aggregate, resolver, limit, json).await
         }
-        Command::Status { store, server } => status(&store.store.open().await?, server).await,
+        Command::Status { store, server } => status(store.store.open().await?, server).await,
         Command::Demo => demo::run().await,
     }
 }
@@ -462,7 +462,7 @@ async fn log(
     Ok(())
 }
 
-async fn status(store: &AnyStore, server: Option<String>) -> Result<(), Whatever> {
+async fn status(store: AnyStore, server: Option<String>) -> Result<(), Whatever> {
     println!("node      {}", store.node_id());
     println!("head      {}", store.head().await.whatever_context("cannot read head")?);
     let vv = store.version_vector().await.whatever_context("cannot read version vector")?;
@@ -471,23 +471,19 @@ async fn status(store: &AnyStore, server: Option<String>) -> Result<(), Whatever
         let own = if node == store.node_id() { " (this node)" } else { "" };
         println!("  {node} {counter}{own}");
     }
-    if let Some(peer) = server {
-        let peer = peer.trim_end_matches('/');
-        let cp = store.checkpoint(peer).await.whatever_context("cannot read checkpoint")?;
-        println!("peer      {peer}");
-        println!("  pushed up to {}", cp.pushed);
-        println!("  pulled up to {}", cp.pulled);
-        let (mut cursor, mut waiting) = (cp.pushed, 0usize);
-        loop {
-            let page =
-                store.load(&cursor, 5000, &Filter::default(), Some(peer)).await.whatever_context("cannot read")?;
-            waiting += page.events.len();
-            cursor = page.next;
-            if !page.has_more {
-                break;
-            }
-        }
-        println!("  waiting to push: {waiting} events");
+    if let Some(server) = server {
+        // The checkpoint is kept under the server store's id, which the
+        // server tells: whichever spelling of its address is given here.
+        let transport = HttpTransport::new(&server).whatever_context("bad --server")?;
+        let manager = SyncManager::builder(store).transport(transport).build().whatever_context("bad settings")?;
+        let asked = manager.peer_status().await;
+        let Some(status) = asked.with_whatever_context(|_| format!("cannot ask {server} for its store id"))? else {
+            unreachable!("the manager has a transport");
+        };
+        println!("peer      {server} (store {})", status.checkpoint_key);
+        println!("  pushed up to {}", status.checkpoint.pushed);
+        println!("  pulled up to {}", status.checkpoint.pulled);
+        println!("  waiting to push: {} events", status.waiting_to_push);
     }
     Ok(())
 }

@@ -96,6 +96,10 @@ fn append_sync_log_status_between_two_stores() {
     assert!(out.starts_with("pushed 2501 (already there: 0), pulled 0"), "{out}");
     let status = stdout(&synckit(&["status", "--store", &a, "--server", &server.1]));
     assert!(status.contains("waiting to push: 0 events"), "{status}");
+    // Another spelling of the same server: the same checkpoint.
+    let by_name = server.1.replace("127.0.0.1", "localhost");
+    let status = stdout(&synckit(&["status", "--store", &a, "--server", &by_name]));
+    assert!(status.contains("waiting to push: 0 events"), "{status}");
 
     let out = stdout(&synckit(&["sync", "--store", &b, "--server", &server.1, "--batch-size", "100"]));
     assert!(out.starts_with("pushed 0 (already there: 0), pulled 2501"), "{out}");

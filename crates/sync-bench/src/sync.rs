@@ -9,7 +9,11 @@
 //! 2. Incremental sync: with A, server and B level at 10,000 and at
 //!    1,000,000 events (the postcard stores of part 1), A appends 10 events;
 //!    timed: `A.sync()` then `B.sync()`. Repeated with new events each time,
-//!    the two sizes taking turns; the median is the figure.
+//!    the two sizes taking turns; the median is the figure. Before the
+//!    rounds, the first sync of each side right after the bulk sync of
+//!    part 1 is timed on its own: `A.sync()` after pushing 1,000,000 events,
+//!    `B.sync()` after pulling them into its empty store. Each must find
+//!    nothing to do without walking what it just moved.
 //! 3. Wire size: the push body (`PushRequest`) of 1,000 events loaded from
 //!    A's store, in postcard and JSON, raw and zstd-compressed.
 //! 4. The store's floor, for reading part 1 on this machine: A's whole feed
@@ -18,8 +22,7 @@
 //!    server. A full sync writes every event twice (server, then B), so it
 //!    cannot beat half the `apply` rate.
 //!
-//! Only the calls named above are timed: filling the stores, and the first
-//! sync that levels a trio before the incremental rounds, are not.
+//! Only the calls named above are timed: filling the stores is not.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -48,7 +51,8 @@ const WIRE_EVENTS: usize = 1_000;
 /// Full sync target, events per second end to end with postcard.
 const FULL_TARGET: f64 = 200_000.0;
 /// Incremental sync target at 1M events, in ms, and the most it may be
-/// over the 10k figure.
+/// over the 10k figure. The first sync after the bulk sync has the same
+/// target.
 const INCREMENTAL_TARGET_MS: f64 = 5.0;
 const INCREMENTAL_GROWTH: f64 = 1.5;
 /// Wire size target: postcard bytes over JSON bytes.
@@ -97,6 +101,8 @@ impl FullSync {
 /// The incremental rounds at one store size: times of `A.sync()` and `B.sync()`.
 struct Incremental {
     store_events: usize,
+    /// The first `A.sync()` and `B.sync()` that levelled the trio.
+    first: (Duration, Duration),
     a: Vec<Duration>,
     b: Vec<Duration>,
 }
@@ -142,17 +148,22 @@ pub(crate) fn run() -> BoxResult {
     let full_rows = full_table(&full);
     let floor_rows = floor_table(&floor, &full);
     let incremental_rows = incremental_table(&incremental);
+    let first_rows = first_table(&incremental[1]);
     let wire_rows = wire_table(&wire);
 
     let find = |codec| full.iter().find(|f| f.codec == codec);
     let postcard = find(Codec::Postcard).ok_or("no postcard full sync")?;
     let (small, large) = (incremental[0].median_ms(), incremental[1].median_ms());
+    let first_ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (first_a, first_b) = (first_ms(incremental[1].first.0), first_ms(incremental[1].first.1));
     let size = |codec| wire.iter().find(|w| w.codec == codec).map(|w| w.per_event().0);
     let wire_ratio = size(Codec::Postcard).zip(size(Codec::Json)).map(|(p, j)| p / j).ok_or("no wire sizes")?;
     let targets = [
         ("full sync with postcard >= 200k events/s", postcard.events_per_sec() >= FULL_TARGET),
         ("incremental at 1M < 5 ms", large < INCREMENTAL_TARGET_MS),
         ("incremental at 1M <= 1.5x 10k", large <= INCREMENTAL_GROWTH * small),
+        ("first sync after pushing 1M < 5 ms", first_a < INCREMENTAL_TARGET_MS),
+        ("first sync after pulling 1M into an empty store < 5 ms", first_b < INCREMENTAL_TARGET_MS),
         ("postcard body <= 50% of JSON", wire_ratio <= WIRE_TARGET),
     ];
     println!();
@@ -176,6 +187,7 @@ pub(crate) fn run() -> BoxResult {
         },
         "full_sync": full_rows,
         "incremental": incremental_rows,
+        "first_sync_after_bulk": first_rows,
         "wire": wire_rows,
         "store_floor": floor_rows,
         "targets": targets.iter().map(|(t, met)| json!({ "target": t, "met": met })).collect::<Vec<_>>(),
@@ -266,6 +278,29 @@ fn incremental_table(incremental: &[Incremental]) -> Value {
     println!();
     table.print();
     Value::Array(rows)
+}
+
+/// Prints the first syncs after the bulk sync; returns their JSON.
+fn first_table(inc: &Incremental) -> Value {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mut table = Table::new(&["first sync after the bulk sync", "store events", "ms"]);
+    table.row(vec![
+        "A.sync(), after pushing them".to_owned(),
+        inc.store_events.to_string(),
+        format!("{:.2}", ms(inc.first.0)),
+    ]);
+    table.row(vec![
+        "B.sync(), after pulling them into an empty store".to_owned(),
+        inc.store_events.to_string(),
+        format!("{:.2}", ms(inc.first.1)),
+    ]);
+    println!();
+    table.print();
+    json!({
+        "store_events": inc.store_events,
+        "a_after_push_ms": ms(inc.first.0),
+        "b_after_pull_ms": ms(inc.first.1),
+    })
 }
 
 /// Prints the store floor table, with the full syncs as a share of the
@@ -428,17 +463,19 @@ async fn full_sync(trio: &Trio) -> BoxResult<FullSync> {
 async fn incremental(trios: &[(&Trio, usize)]) -> BoxResult<Vec<Incremental>> {
     let mut results = Vec::new();
     for &(trio, store_events) in trios {
-        // Not in the figures: pushes and pulls what is not synced yet; for
-        // the stores of the full sync, A's first pull and B's first push
-        // walk the whole feed once and find nothing to send.
+        // Pushes and pulls what is not synced yet: for the small trio
+        // everything, for the trio of the full sync nothing (A pushed all,
+        // B pulled all).
         let started = Instant::now();
         trio.a.sync().await?;
+        let a = started.elapsed();
         check("B pushed while levelling", trio.b.sync().await?.pushed, 0)?;
+        let b = started.elapsed() - a;
         eprintln!(
             "  incremental: stores of {store_events} events levelled in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        results.push(Incremental { store_events, a: Vec::new(), b: Vec::new() });
+        results.push(Incremental { store_events, first: (a, b), a: Vec::new(), b: Vec::new() });
     }
     eprintln!("  incremental: {ROUNDS} rounds of {NEW_EVENTS} new events");
     let mut events = Events::new();

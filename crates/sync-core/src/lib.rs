@@ -41,7 +41,9 @@ pub use resolve::{
     AdditiveMerge, ByKind, Conflict, ConflictResolver, FirstWriteWins, FnResolver, LastWriteWins, Resolution,
     ResolvedConflict, View, ViewEntry, find_conflicts, resolved_view, resolver_fn,
 };
-pub use store::{AppendOutcome, Checkpoint, EventStore, Limits, MAX_COUNTER, MAX_PAGE_BYTES, Page, apply_or_each};
+pub use store::{
+    AppendOutcome, Checkpoint, EventStore, FeedSpan, Limits, MAX_COUNTER, MAX_PAGE_BYTES, Page, apply_or_each,
+};
 pub use transport::{CompressRequests, PushAck, PushResult, PushStatus, Transport};
 
 #[cfg(test)]

@@ -136,6 +136,7 @@ impl<S: EventStore> EventStore for std::sync::Arc<S> {
 
 /// What an append or apply did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AppendOutcome {
     /// Ids written by this call, in batch order.
     pub inserted: Vec<EventId>,
@@ -146,6 +147,22 @@ pub struct AppendOutcome {
     /// new conflict involves at least one of these, so the sync manager only
     /// inspects their aggregates.
     pub concurrent: Vec<EventId>,
+    /// Where the inserted events landed in the feed, when they are all that
+    /// lies in that stretch of it; `None` when nothing was inserted or the
+    /// store cannot tell. The sync manager uses it to move its push
+    /// checkpoint over events pulled from the peer it pushes to, so the
+    /// next push does not walk them.
+    pub span: Option<FeedSpan>,
+}
+
+/// A stretch of a store's feed that holds the events of one batch and
+/// nothing else: every event after `after` up to `head` is the batch's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedSpan {
+    /// The head right before the batch.
+    pub after: Cursor,
+    /// The head right after it.
+    pub head: Cursor,
 }
 
 /// One page of a change feed.
@@ -282,6 +299,7 @@ pub async fn apply_or_each<S: EventStore + ?Sized>(
             for event in events {
                 let id = event.id;
                 match store.apply(vec![event], source).await {
+                    // The one-by-one batches tell no span of the whole.
                     Ok(one) => {
                         outcome.inserted.extend(one.inserted);
                         outcome.duplicates.extend(one.duplicates);

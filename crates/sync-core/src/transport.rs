@@ -5,7 +5,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::{Cursor, ErrorCode, Event, EventId, Filter, NodeId, Page};
+use crate::{Cursor, ErrorCode, Event, EventId, FeedSpan, Filter, NodeId, Page};
 
 /// How a client reaches one peer (a server, usually). Implemented by
 /// `sync-transport-http` and the other transport crates; the sync manager
@@ -58,6 +58,12 @@ impl<T: Transport> Transport for std::sync::Arc<T> {
 pub struct PushAck {
     /// Per-event outcome.
     pub results: Vec<PushResult>,
+    /// Where the accepted events landed in the peer's feed, when they are
+    /// all that lies in that stretch of it (see [`FeedSpan`]): a client
+    /// whose pull cursor is `span.after` may move it to `span.head`, since
+    /// all between is what it just pushed.
+    #[serde(default)]
+    pub span: Option<FeedSpan>,
 }
 
 impl PushAck {

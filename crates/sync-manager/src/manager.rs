@@ -10,8 +10,8 @@ use futures_util::StreamExt as _;
 use futures_util::stream::FuturesOrdered;
 use sync_core::{
     AppendOutcome, Checkpoint, CompressRequests, ConflictResolver, Cursor, Error, ErrorCode, Event, EventId,
-    EventStore, Filter, LastWriteWins, NewEvent, Page, PushAck, PushResult, PushStatus, ResolvedConflict, Result,
-    Transport, View, apply_or_each, resolved_view,
+    EventStore, FeedSpan, Filter, LastWriteWins, NewEvent, Page, PushAck, PushResult, PushStatus, ResolvedConflict,
+    Result, Transport, View, apply_or_each, resolved_view,
 };
 use tokio::sync::{Mutex, broadcast, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -475,6 +475,9 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         let mut next = Some(cp.pushed);
         let mut loading: Option<Pin<Box<dyn Future<Output = Result<Page>> + Send + '_>>> = None;
         let mut inflight = FuturesOrdered::new();
+        // Where acknowledged pages landed in the peer's feed, for the pull
+        // checkpoint (acks may come for pages the peer stored out of order).
+        let mut spans = Vec::new();
         loop {
             if loading.is_none()
                 && inflight.len() < PUSH_WINDOW
@@ -502,9 +505,16 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
                 Some(done) = inflight.next(), if !inflight.is_empty() => {
                     let (sent, ack, after) = done?;
                     if let Some(ack) = ack {
+                        spans.extend(ack.span);
                         self.take_ack(ack, &sent, result)?;
                     }
-                    if after != cp.pushed {
+                    // Our own events right at the pull checkpoint: the next
+                    // pull need not walk them.
+                    let pulled = cp.pulled;
+                    while let Some(i) = spans.iter().position(|s: &FeedSpan| s.after == cp.pulled) {
+                        cp.pulled = spans.swap_remove(i).head;
+                    }
+                    if after != cp.pushed || cp.pulled != pulled {
                         cp.pushed = after;
                         store.set_checkpoint(&keys.checkpoint, cp).await?;
                     }
@@ -586,6 +596,12 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
             let fetch_ahead = async { if has_more { Some(fetch(next).await) } else { None } };
             let (outcome, following) = tokio::join!(apply, fetch_ahead);
             if let Some(outcome) = outcome? {
+                // The page landed right at the push checkpoint with nothing
+                // between: it came from the peer, so the next push need not
+                // walk it (O(events that differ) after a bulk pull).
+                if let Some(span) = outcome.span.filter(|span| span.after == cp.pushed) {
+                    cp.pushed = span.head;
+                }
                 result.pulled += outcome.inserted.len();
                 suspects.extend(outcome.concurrent.iter().filter_map(|id| aggregates.get(id).cloned()));
                 new_ids.extend(outcome.inserted);

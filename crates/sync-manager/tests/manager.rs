@@ -147,6 +147,53 @@ async fn a_cursor_the_server_no_longer_knows_triggers_a_resync_from_the_start() 
     assert_eq!(ids(server.store()).await, ids(m.store()).await);
 }
 
+/// After a bulk pull the push checkpoint stands at the head: the next push
+/// walks nothing. A page that lands after unpushed local events leaves it.
+#[tokio::test]
+async fn pulled_pages_move_the_push_checkpoint_when_nothing_waits() {
+    let server = server();
+    let writer = SyncManager::builder(MemoryStore::new()).transport(client(&server)).build().unwrap();
+    writer.append(edits("a", "k", 1_000)).await.unwrap();
+    writer.sync().await.unwrap();
+
+    let reader = SyncManager::builder(MemoryStore::new()).transport(client(&server)).batch_size(100).build().unwrap();
+    assert_eq!(reader.sync().await.unwrap().pulled, 1_000);
+    let status = reader.peer_status().await.unwrap().unwrap();
+    assert_eq!(status.checkpoint.pushed, reader.store().head().await.unwrap());
+    assert_eq!(status.waiting_to_push, 0);
+
+    // A local event not pushed yet: pulled pages land after it.
+    reader.append(edits("b", "k", 1)).await.unwrap();
+    writer.append(edits("c", "k", 5)).await.unwrap();
+    writer.sync().await.unwrap();
+    assert_eq!(reader.pull().await.unwrap().pulled, 5);
+    let status = reader.peer_status().await.unwrap().unwrap();
+    assert_ne!(status.checkpoint.pushed, reader.store().head().await.unwrap());
+    assert_eq!(status.waiting_to_push, 1, "the local event still goes out");
+    assert_eq!(reader.push().await.unwrap().pushed, 1);
+}
+
+/// Pushed pages that land right at the pull checkpoint move it: the next
+/// pull does not walk our own events on the server. Another writer's
+/// events in between stop it, and are pulled.
+#[tokio::test]
+async fn acknowledged_pushes_move_the_pull_checkpoint_over_our_own_events() {
+    let server = server();
+    let m = SyncManager::builder(MemoryStore::new()).transport(client(&server)).batch_size(100).build().unwrap();
+    m.append(edits("a", "k", 1_000)).await.unwrap();
+    assert_eq!(m.push().await.unwrap().pushed, 1_000);
+    let status = m.peer_status().await.unwrap().unwrap();
+    assert_eq!(status.checkpoint.pulled, server.store().head().await.unwrap());
+
+    let other = SyncManager::builder(MemoryStore::new()).transport(client(&server)).build().unwrap();
+    other.append(edits("b", "k", 3)).await.unwrap();
+    other.sync().await.unwrap();
+    m.append(edits("c", "k", 2)).await.unwrap();
+    let r = m.sync().await.unwrap();
+    assert_eq!((r.pushed, r.pulled), (2, 3), "the other writer's events are pulled");
+    assert_eq!(ids(server.store()).await, ids(m.store()).await);
+}
+
 #[tokio::test]
 async fn a_checkpoint_kept_under_the_peer_name_is_taken_over() {
     let server = server();

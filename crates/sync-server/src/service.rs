@@ -171,7 +171,7 @@ impl<S: EventStore> SyncService<S> {
             warn!(principal = %principal.name, rejected, "push had rejected events");
         }
         debug!(principal = %principal.name, inserted = outcome.inserted.len(), duplicates = outcome.duplicates.len(), rejected, "push");
-        Ok(PushAck { results })
+        Ok(PushAck { results, span: outcome.span })
     }
 
     /// One page of the change feed after `after`, narrowed to the

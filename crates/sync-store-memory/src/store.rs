@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use sync_core::raw::{FeedSignal, Ledger, Plan, ScanRow, append_plan, apply_plan, page_from_scan};
 use sync_core::{
-    AppendOutcome, Checkpoint, Cursor, Event, EventStore, Filter, Hlc, NewEvent, NodeId, Page, Result, VectorClock,
+    AppendOutcome, Checkpoint, Cursor, Event, EventStore, FeedSpan, Filter, Hlc, NewEvent, NodeId, Page, Result,
+    VectorClock,
 };
 
 use crate::MemoryConfig;
@@ -60,13 +61,19 @@ impl MemoryStore {
 
     /// Writes a planned batch: cannot fail.
     fn commit(&self, inner: &mut Inner, plan: Plan, source: Option<&str>) -> AppendOutcome {
+        let before = inner.rows.len() as u128;
         for event in plan.rows {
             inner.ledger.insert(&event);
             let position = inner.rows.len() as u128 + 1;
             inner.rows.push(ScanRow { position, source: source.map(str::to_owned), event });
         }
-        self.signal.advance(inner.rows.len() as u128);
-        plan.outcome
+        let head = inner.rows.len() as u128;
+        self.signal.advance(head);
+        let mut outcome = plan.outcome;
+        if head > before {
+            outcome.span = Some(FeedSpan { after: Cursor::new(self.node, before), head: Cursor::new(self.node, head) });
+        }
+        outcome
     }
 }
 

@@ -40,8 +40,8 @@ use serde::de::DeserializeOwned;
 use snafu::ResultExt;
 use sync_core::raw::{FeedSignal, Known, Plan, ScanRow, append_plan, apply_plan, page_from_scan};
 use sync_core::{
-    AppendOutcome, Checkpoint, Codec, Cursor, Event, EventId, EventStore, Filter, Hlc, NewEvent, NodeId, Page,
-    VectorClock,
+    AppendOutcome, Checkpoint, Codec, Cursor, Event, EventId, EventStore, FeedSpan, Filter, Hlc, NewEvent, NodeId,
+    Page, VectorClock,
 };
 
 use crate::config::{Durability, RedbConfig};
@@ -419,6 +419,7 @@ impl Known for TablesKnown<'_, '_> {
 /// outcome and the new last seq.
 fn write_batch(
     txn: &WriteTransaction,
+    node: NodeId,
     source: Option<&str>,
     plan: impl FnOnce(&mut TablesKnown<'_, '_>) -> sync_core::Result<Plan>,
 ) -> Result<(AppendOutcome, u64), Failure> {
@@ -427,10 +428,11 @@ fn write_batch(
         let mut known = TablesKnown { tables: &tables, aggregates: HashMap::new() };
         (plan(&mut known)?, known.aggregates)
     };
-    let mut last_seq = tables.events.last().on("events")?.map_or(0, |(k, _)| k.value());
+    let before = tables.events.last().on("events")?.map_or(0, |(k, _)| k.value());
     if plan.rows.is_empty() {
-        return Ok((plan.outcome, last_seq));
+        return Ok((plan.outcome, before));
     }
+    let mut last_seq = before;
     for (aggregate, clock) in plan.clocks {
         let head = aggregates.get(&aggregate).map_or(0, |(_, head)| *head);
         aggregates.insert(aggregate, (clock, head));
@@ -461,7 +463,11 @@ fn write_batch(
     }
     let hlc = encode(&plan.hlc, "hlc")?;
     tables.meta.insert(HLC_KEY, hlc.as_slice()).on("meta")?;
-    Ok((plan.outcome, last_seq))
+    // One write transaction at a time: the batch's seqs follow `before`
+    // with nothing between.
+    let mut outcome = plan.outcome;
+    outcome.span = Some(FeedSpan { after: Cursor::new(node, before.into()), head: Cursor::new(node, last_seq.into()) });
+    Ok((outcome, last_seq))
 }
 
 impl EventStore for RedbStore {
@@ -476,7 +482,7 @@ impl EventStore for RedbStore {
         self.run("appending events", move |shared| {
             let (node, limits) = (shared.node, shared.config.limits);
             let (outcome, head) = shared.write(|txn| {
-                write_batch(txn, None, |known| append_plan(node, &limits, events, Hlc::now_ms(), known))
+                write_batch(txn, node, None, |known| append_plan(node, &limits, events, Hlc::now_ms(), known))
             })?;
             shared.signal.advance(head.into());
             Ok(outcome)
@@ -490,9 +496,9 @@ impl EventStore for RedbStore {
         }
         let source = source.to_owned();
         self.run("applying events", move |shared| {
-            let limits = shared.config.limits;
+            let (node, limits) = (shared.node, shared.config.limits);
             let (outcome, head) = shared.write(|txn| {
-                write_batch(txn, Some(&source), |known| apply_plan(&limits, events, Hlc::now_ms(), known))
+                write_batch(txn, node, Some(&source), |known| apply_plan(&limits, events, Hlc::now_ms(), known))
             })?;
             shared.signal.advance(head.into());
             Ok(outcome)

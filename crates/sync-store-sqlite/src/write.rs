@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use sync_core::raw::{Known, Plan, append_plan, apply_plan};
-use sync_core::{AppendOutcome, Event, EventId, Hlc, NewEvent, NodeId, VectorClock};
+use sync_core::{AppendOutcome, Cursor, Event, EventId, FeedSpan, Hlc, NewEvent, NodeId, VectorClock};
 
 use crate::error::storage;
 use crate::schema::{FOLD_EVERY, MAX_INSERT_ROWS, insert_chunk};
@@ -315,6 +315,7 @@ fn write_local(
         };
         let mut known = MirrorKnown { inner, conn: &tx, derived, hlc: state.hlc, stored };
         let plan = append_plan(inner.node, &inner.limits, events, Hlc::now_ms(), &mut known)?;
+        let before = head_seq(inner, &tx)?;
         let Some(seqs) = insert_local(inner, &tx, &plan.rows)? else {
             if look {
                 // The ids were looked up inside this transaction.
@@ -325,7 +326,8 @@ fn write_local(
             stored = Stored::Look;
             continue;
         };
-        let Plan { rows, clocks, counters, hlc, outcome, .. } = plan;
+        let Plan { rows, clocks, counters, hlc, mut outcome, .. } = plan;
+        outcome.span = span(inner, before, &seqs);
         match finish(inner, &tx, derived, state, clocks, counters, hlc, seqs)? {
             Some(update) => {
                 commit(inner, tx, derived, update)?;
@@ -444,6 +446,7 @@ fn remote_in(
     // batch): the insert finds the stored ids, and the batch rule then sees
     // them as stored. If the rule refuses the batch, the caller's rollback
     // takes back every row, as if the whole batch had been validated first.
+    let before = head_seq(inner, conn)?;
     let inserted = insert_rows(inner, conn, &events, Some(source))?;
     let (mut first, mut stored, mut seqs) = (HashSet::new(), HashSet::new(), Vec::new());
     for (e, seq) in events.iter().zip(inserted) {
@@ -461,7 +464,8 @@ fn remote_in(
     if plan.rows.len() != seqs.len() {
         return Err(sync_core::Error::storage("applying events", "the insert and the batch rule disagree"));
     }
-    let Plan { clocks, counters, hlc, outcome, .. } = plan;
+    let Plan { clocks, counters, hlc, mut outcome, .. } = plan;
+    outcome.span = span(inner, before, &seqs);
     match finish(inner, conn, derived, state, clocks, counters, hlc, seqs)? {
         Some(update) => Ok((outcome, update)),
         // The state was read inside this transaction.
@@ -520,6 +524,22 @@ fn read_write_state(inner: &Inner, conn: &Connection) -> sync_core::Result<Write
         }
     }
     Ok(state)
+}
+
+/// The last seq of the feed, read inside the write transaction.
+fn head_seq(inner: &Inner, conn: &Connection) -> sync_core::Result<u64> {
+    let seq = conn
+        .prepare_cached(&inner.sql.head)
+        .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)))
+        .map_err(storage("reading the head"))?;
+    to_u64(seq, "seq")
+}
+
+/// The feed stretch of a batch inserted at `seqs` right after the head
+/// `before`: the write lock keeps every other writer out of it.
+fn span(inner: &Inner, before: u64, seqs: &[(String, u64)]) -> Option<FeedSpan> {
+    let (_, head) = seqs.last()?;
+    Some(FeedSpan { after: Cursor::new(inner.node, before.into()), head: Cursor::new(inner.node, (*head).into()) })
 }
 
 /// The stored clock row of `aggregate`, if it has one.

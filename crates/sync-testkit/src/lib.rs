@@ -57,6 +57,7 @@ macro_rules! store_suite {
             node_id_is_kept_across_reopen,
             append_stamps_dots_clocks_and_hlc,
             duplicates_are_reported_and_not_stored,
+            outcomes_say_where_the_batch_landed,
             cursor_pages_return_every_event_once_in_order,
             bad_cursors_and_limits_are_rejected,
             pages_of_large_events_are_bounded_in_bytes,

@@ -123,6 +123,28 @@ pub async fn duplicates_are_reported_and_not_stored<F: StoreFactory>(f: &F) {
     assert_eq!(page.next, store.head().await.unwrap(), "duplicates do not move the head");
 }
 
+/// An outcome's span covers the batch's events and nothing else, from the
+/// head before it to the head after it; a batch that inserts nothing has none.
+pub async fn outcomes_say_where_the_batch_landed<F: StoreFactory>(f: &F) {
+    let store = f.open().await;
+    store.append(vec![ev("a", 0)]).await.unwrap();
+    let before = store.head().await.unwrap();
+    let batch: Vec<NewEvent> = (1..4).map(|i| ev("a", i)).collect();
+    let out = store.append(batch.clone()).await.unwrap();
+    let span = out.span.expect("a span for inserted events");
+    assert_eq!((span.after, span.head), (before, store.head().await.unwrap()));
+    let page = store.load(&span.after, 100, &Filter::default(), None).await.unwrap();
+    assert_eq!(page.events.iter().map(|e| e.id).collect::<Vec<_>>(), out.inserted);
+    assert_eq!(page.next, span.head);
+    assert_eq!(store.append(batch).await.unwrap().span, None, "only duplicates: no span");
+    let remote = remote_events(NodeId::random(), &[("k", "a"), ("k", "b")]);
+    let before = store.head().await.unwrap();
+    let out = store.apply(remote.clone(), "p").await.unwrap();
+    let span = out.span.expect("a span for applied events");
+    assert_eq!((span.after, span.head), (before, store.head().await.unwrap()));
+    assert_eq!(store.apply(remote, "p").await.unwrap().span, None);
+}
+
 /// Paging by cursor visits every event once, in feed order (positions need
 /// not be dense).
 pub async fn cursor_pages_return_every_event_once_in_order<F: StoreFactory>(f: &F) {

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sync_core::{
-    Codec, Cursor, Dot, ErrorCode, Event, EventId, Filter, Hlc, NewEvent, NodeId, Page, PushAck, PushResult, PushStatus,
+    Codec, Cursor, Dot, ErrorCode, Event, EventId, FeedSpan, Filter, Hlc, NewEvent, NodeId, Page, PushAck, PushResult,
+    PushStatus,
 };
 use sync_transport_http::{PullParams, PushRequest, status_for};
 
@@ -73,8 +74,11 @@ fn push_request_example() {
 
 #[test]
 fn push_ack_examples() {
-    let ack =
-        PushAck { results: vec![PushResult { id: the_id(), status: PushStatus::Accepted, code: None, reason: None }] };
+    let store: NodeId = "9f8e7d6c5b4a39281706f5e4d3c2b1a0".parse().unwrap();
+    let ack = PushAck {
+        results: vec![PushResult { id: the_id(), status: PushStatus::Accepted, code: None, reason: None }],
+        span: Some(FeedSpan { after: Cursor::new(store, 16), head: Cursor::new(store, 17) }),
+    };
     check("push-ack", &ack);
     let compact = Codec::Json.encode(&ack).unwrap();
     assert!(doc().contains(&format!("content-length: {}\n", compact.len())));
@@ -87,6 +91,7 @@ fn push_ack_examples() {
                 code: Some(ErrorCode::Forbidden),
                 reason: Some("no".into()),
             }],
+            span: None,
         },
     );
 }

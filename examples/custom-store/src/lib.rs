@@ -88,8 +88,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use sync_core::raw::{FeedSignal, Ledger, ScanRow, append_plan, apply_plan, page_from_scan};
 use sync_core::{
-    AppendOutcome, Checkpoint, Cursor, Error, Event, EventStore, Filter, Hlc, Limits, NewEvent, NodeId, Page, Result,
-    VectorClock,
+    AppendOutcome, Checkpoint, Cursor, Error, Event, EventStore, FeedSpan, Filter, Hlc, Limits, NewEvent, NodeId, Page,
+    Result, VectorClock,
 };
 
 /// One line of the file.
@@ -222,18 +222,31 @@ impl State {
     fn append(&mut self, events: Vec<NewEvent>) -> Result<AppendOutcome> {
         // `?` refuses the whole batch: nothing was written yet.
         let plan = append_plan(self.node, &self.limits, events, Hlc::now_ms(), &mut self.ledger)?;
-        if !plan.rows.is_empty() {
-            self.commit(Record::Batch { source: None, events: plan.rows })?;
-        }
-        Ok(plan.outcome)
+        self.write_plan(plan.rows, None, plan.outcome)
     }
 
     fn apply(&mut self, events: Vec<Event>, source: String) -> Result<AppendOutcome> {
         let plan = apply_plan(&self.limits, events, Hlc::now_ms(), &mut self.ledger)?;
-        if !plan.rows.is_empty() {
-            self.commit(Record::Batch { source: Some(source), events: plan.rows })?;
+        self.write_plan(plan.rows, Some(source), plan.outcome)
+    }
+
+    /// Writes a planned batch as one record and says where it landed in
+    /// the feed (one writer at a time: right after the head).
+    fn write_plan(
+        &mut self,
+        rows: Vec<Event>,
+        source: Option<String>,
+        outcome: AppendOutcome,
+    ) -> Result<AppendOutcome> {
+        let mut outcome = outcome;
+        if rows.is_empty() {
+            return Ok(outcome);
         }
-        Ok(plan.outcome)
+        let before = self.rows.len() as u128;
+        self.commit(Record::Batch { source, events: rows })?;
+        let head = self.rows.len() as u128;
+        outcome.span = Some(FeedSpan { after: Cursor::new(self.node, before), head: Cursor::new(self.node, head) });
+        Ok(outcome)
     }
 }
 

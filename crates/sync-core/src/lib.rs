@@ -44,7 +44,7 @@ pub use resolve::{
 pub use store::{
     AppendOutcome, Checkpoint, EventStore, FeedSpan, Limits, MAX_COUNTER, MAX_PAGE_BYTES, Page, apply_or_each,
 };
-pub use transport::{CompressRequests, PushAck, PushResult, PushStatus, Transport};
+pub use transport::{CompressRequests, Live, PushAck, PushResult, PushStatus, Subscribe, Transport};
 
 #[cfg(test)]
 mod codec_tests {

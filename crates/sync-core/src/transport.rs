@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use futures_core::Stream;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -33,6 +34,49 @@ pub trait Transport: Send + Sync + 'static {
 pub trait CompressRequests: Transport + Sized {
     /// This transport with request compression on or off.
     fn with_compression(self, enabled: bool) -> Self;
+}
+
+/// One item of a live subscription (see [`Subscribe`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Live {
+    /// The peer's feed moved past where the subscription stands: pull to
+    /// get what is new. Transports that only wake clients send these.
+    Moved,
+    /// The events after `after`, as a page: the next item continues at
+    /// `page.next`.
+    Events {
+        /// Where the page starts.
+        after: Cursor,
+        /// The events, and where the next page starts.
+        page: Page,
+    },
+}
+
+/// A transport that can follow the peer's feed live, beside [`Transport`]'s
+/// push and pull. The sync manager's `start_live_sync` exists only for
+/// transports that implement it.
+///
+/// The resume rule: a subscription from `after` yields only what lies after
+/// `after` in the peer's feed, narrowed by `filter` like a pull, in feed
+/// order; each `Events` item starts where the one before ended. The stream
+/// ends (or yields an error) when the connection breaks. Subscribing again
+/// from the last cursor applied, the pull checkpoint, loses nothing and
+/// repeats nothing; applying an event twice would be a no-op anyway.
+pub trait Subscribe: Transport {
+    /// The stream of a subscription.
+    type Subscription: Stream<Item = Result<Live>> + Send + Unpin + 'static;
+
+    /// Follows the peer's feed after `after`.
+    fn subscribe(&self, after: &Cursor, filter: &Filter) -> impl Future<Output = Result<Self::Subscription>> + Send;
+}
+
+impl<T: Subscribe> Subscribe for std::sync::Arc<T> {
+    type Subscription = T::Subscription;
+
+    fn subscribe(&self, after: &Cursor, filter: &Filter) -> impl Future<Output = Result<Self::Subscription>> + Send {
+        (**self).subscribe(after, filter)
+    }
 }
 
 impl<T: Transport> Transport for std::sync::Arc<T> {

@@ -9,14 +9,18 @@ use tracing::warn;
 
 use crate::SyncManager;
 
-/// A running auto-sync task. Dropping the handle leaves the task running;
-/// call [`AutoSync::stop`] to end it.
+/// A running auto-sync or live-sync task. Dropping the handle leaves the
+/// task running; call [`AutoSync::stop`] to end it.
 pub struct AutoSync {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
 impl AutoSync {
+    pub(crate) fn new(stop: watch::Sender<bool>, task: JoinHandle<()>) -> Self {
+        AutoSync { stop, task }
+    }
+
     /// Asks the task to stop and waits until it has (a sync in flight finishes first).
     pub async fn stop(self) {
         let _ = self.stop.send(true);

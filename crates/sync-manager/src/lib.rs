@@ -24,6 +24,7 @@
 
 mod auto;
 mod error;
+mod live;
 mod manager;
 
 pub use auto::AutoSync;

@@ -124,14 +124,15 @@ pub(crate) struct Options {
     pub(crate) timeout: Duration,
     pub(crate) mode: SyncMode,
     pub(crate) interval: Duration,
+    pub(crate) push_debounce: Duration,
     pub(crate) backoff: (Duration, Duration),
 }
 
 /// Configures a [`SyncManager`]; see [`SyncManager::builder`].
 #[must_use]
 pub struct Builder<S, T = NoTransport> {
-    store: S,
-    transport: Option<T>,
+    pub(crate) store: S,
+    pub(crate) transport: Option<T>,
     resolver: Box<dyn ConflictResolver>,
     validator: Option<Validator>,
     options: Options,
@@ -224,6 +225,14 @@ impl<S: EventStore, T: Transport> Builder<S, T> {
         self
     }
 
+    /// How long live sync ([`SyncManager::start_live_sync`]) waits after a
+    /// local append before it pushes, so that appends in quick succession
+    /// go out in one push (default 5 ms; zero pushes at once).
+    pub fn push_debounce(mut self, wait: Duration) -> Self {
+        self.options.push_debounce = wait;
+        self
+    }
+
     /// Retry delays of auto-sync after a failure: doubles from `min` up to
     /// `max`, with jitter (defaults 1 s and 5 min).
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
@@ -273,10 +282,10 @@ pub struct PeerStatus {
 }
 
 /// Where a manager keeps its progress with one peer in the local store.
-struct PeerKeys {
+pub(crate) struct PeerKeys {
     /// The checkpoint's key: the peer's store id, plus the manager's
     /// checkpoint name if it has one.
-    checkpoint: String,
+    pub(crate) checkpoint: String,
     /// The source of events pulled from the peer (its store id), which
     /// pushes to it leave out.
     source: String,
@@ -294,8 +303,8 @@ impl<S, T> Clone for SyncManager<S, T> {
 }
 
 pub(crate) struct Inner<S, T> {
-    store: S,
-    transport: Option<T>,
+    pub(crate) store: S,
+    pub(crate) transport: Option<T>,
     resolver: Box<dyn ConflictResolver>,
     validator: Option<Validator>,
     pub(crate) options: Options,
@@ -319,6 +328,7 @@ impl<S: EventStore> SyncManager<S, NoTransport> {
                 timeout: Duration::from_secs(30),
                 mode: SyncMode::Both,
                 interval: Duration::from_secs(30),
+                push_debounce: Duration::from_millis(5),
                 backoff: (Duration::from_secs(1), Duration::from_secs(300)),
             },
         }
@@ -389,20 +399,26 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
     /// [`Builder::pull_only`]). Local only: does nothing.
     pub async fn sync(&self) -> Result<SyncResult> {
         let mode = self.inner.options.mode;
-        self.run(mode != SyncMode::PullOnly, mode != SyncMode::PushOnly).await
+        self.run(mode != SyncMode::PullOnly, mode != SyncMode::PushOnly, None).await
     }
 
     /// Only pushes (regardless of the mode).
     pub async fn push(&self) -> Result<SyncResult> {
-        self.run(true, false).await
+        self.run(true, false, None).await
     }
 
     /// Only pulls (regardless of the mode).
     pub async fn pull(&self) -> Result<SyncResult> {
-        self.run(false, true).await
+        self.run(false, true, None).await
     }
 
-    async fn run(&self, push: bool, pull: bool) -> Result<SyncResult> {
+    /// Pulls, starting with `page` (the events after `after`, from a live
+    /// subscription) if the pull checkpoint is at `after`.
+    pub(crate) async fn pull_from(&self, after: Cursor, page: Page) -> Result<SyncResult> {
+        self.run(false, true, Some((after, page))).await
+    }
+
+    async fn run(&self, push: bool, pull: bool, first: Option<(Cursor, Page)>) -> Result<SyncResult> {
         let Some(transport) = &self.inner.transport else { return Ok(SyncResult::default()) };
         let _one_at_a_time = self.inner.running.lock().await;
         let started = Instant::now();
@@ -416,7 +432,7 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
                 self.push_pages(transport, &keys, &mut checkpoint, &mut result, Some(&keys.source)).await?;
             }
             if pull {
-                self.pull_pages(transport, &keys, &mut checkpoint, &mut result).await?;
+                self.pull_pages(transport, &keys, &mut checkpoint, &mut result, first).await?;
             }
             if result.resynced && push {
                 // The peer was replaced or restored and may lack anything,
@@ -560,16 +576,20 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         keys: &PeerKeys,
         cp: &mut Checkpoint,
         result: &mut SyncResult,
+        first: Option<(Cursor, Page)>,
     ) -> Result<()> {
         let (store, o) = (&self.inner.store, &self.inner.options);
         let peer = transport.peer();
-        // Our own events are already here: do not fetch them back.
-        let filter = o.filter.clone().exclude_origin(store.node_id());
+        let filter = self.pull_filter();
         let fetch = |after: Cursor| {
             let filter = &filter;
             async move { self.timed("pull", transport.pull(&after, o.batch_size, filter)).await }
         };
-        let mut page = match fetch(cp.pulled).await {
+        let fetched = match first.filter(|(after, _)| *after == cp.pulled) {
+            Some((_, page)) => Ok(page),
+            None => fetch(cp.pulled).await,
+        };
+        let mut page = match fetched {
             Err(e) if e.code() == ErrorCode::BadCursor && !cp.pulled.is_start() => {
                 warn!(peer, cursor = %cp.pulled, error = %e, "peer does not know our cursor; resyncing from the start");
                 result.resynced = true;
@@ -633,9 +653,15 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         Ok(())
     }
 
+    /// What pulls ask for: the filter, without our own events, which are
+    /// already here.
+    pub(crate) fn pull_filter(&self) -> Filter {
+        self.inner.options.filter.clone().exclude_origin(self.inner.store.node_id())
+    }
+
     /// The keys of this manager's progress with the peer: its store id, so
     /// that every spelling of its address shares them.
-    async fn peer_keys(&self, transport: &T) -> Result<PeerKeys> {
+    pub(crate) async fn peer_keys(&self, transport: &T) -> Result<PeerKeys> {
         let id = self.timed("asking the peer's id", transport.peer_id()).await?;
         let checkpoint = match &self.inner.options.checkpoint_name {
             Some(name) => format!("{id}/{name}"),

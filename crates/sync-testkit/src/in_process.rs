@@ -1,9 +1,11 @@
 //! Transports without a network, for deterministic tests of sync logic.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sync_core::{Cursor, Error, Event, EventStore, Filter, NodeId, Page, PushAck, Result, Transport};
+use futures_core::Stream;
+use sync_core::{Cursor, Error, Event, EventStore, Filter, Live, NodeId, Page, PushAck, Result, Subscribe, Transport};
 use sync_server::{Principal, SyncService};
 
 /// A client [`Transport`] that calls a [`SyncService`] in the same process:
@@ -62,6 +64,44 @@ impl<S: EventStore> Transport for InProcessTransport<S> {
     }
 }
 
+/// Most events in one `Live::Events` item of an in-process subscription.
+const LIVE_PAGE: usize = 1_000;
+
+/// The live feed of the service, as a wire transport would carry it: wait
+/// until the feed moves past the cursor, pull what the principal may see,
+/// and hand it over as one `Events` item; a pull that finds only events
+/// outside the filter moves the cursor and waits again.
+impl<S: EventStore> Subscribe for InProcessTransport<S> {
+    type Subscription = Pin<Box<dyn Stream<Item = Result<Live>> + Send>>;
+
+    async fn subscribe(&self, after: &Cursor, filter: &Filter) -> Result<Self::Subscription> {
+        let (service, principal, filter) = (self.service.clone(), self.principal.clone(), filter.clone());
+        // A cursor or filter the service refuses fails the subscription
+        // itself, as it fails a pull.
+        service.pull(&principal, after, 1, &filter).await?;
+        let items = futures_util::stream::unfold(Some(*after), move |cursor| {
+            let (service, principal, filter) = (service.clone(), principal.clone(), filter.clone());
+            async move {
+                let mut after = cursor?;
+                loop {
+                    if let Err(e) = service.wait_past(&after).await {
+                        return Some((Err(e), None));
+                    }
+                    match service.pull(&principal, &after, LIVE_PAGE, &filter).await {
+                        Err(e) => return Some((Err(e), None)),
+                        Ok(page) if page.events.is_empty() => after = page.next,
+                        Ok(page) => {
+                            let next = page.next;
+                            return Some((Ok(Live::Events { after, page }), Some(next)));
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(items))
+    }
+}
+
 /// Wraps a transport and fails calls on demand: a network that drops out.
 /// Fault tests use it to interrupt syncs at exact points.
 pub struct FlakyTransport<T> {
@@ -114,5 +154,15 @@ impl<T: Transport> Transport for FlakyTransport<T> {
     async fn pull(&self, after: &Cursor, limit: usize, filter: &Filter) -> Result<Page> {
         self.check()?;
         self.inner.pull(after, limit, filter).await
+    }
+}
+
+/// Subscribing counts as a call; a subscription already open is not cut.
+impl<T: Subscribe> Subscribe for FlakyTransport<T> {
+    type Subscription = T::Subscription;
+
+    async fn subscribe(&self, after: &Cursor, filter: &Filter) -> Result<Self::Subscription> {
+        self.check()?;
+        self.inner.subscribe(after, filter).await
     }
 }

@@ -10,6 +10,12 @@
 //! writer, which shows in their close time). The ratio of a store to it is what the store's own work costs
 //! (deduplication, stamping, bookkeeping, indexes) over writing the rows.
 //!
+//! Then single-event latency: on a fresh store per target, 2,000 appends of
+//! one event each, one at a time (the way an app writes while offline),
+//! each timed on its own; the raw baseline is a one-row INSERT per
+//! transaction. The memory store shows what the async call and the batch
+//! rule cost with no I/O at all.
+//!
 //! Only the append calls are timed: generating events happens between them.
 //! Events have UUIDv7 ids, ~100 bytes of data, kind `bench.event`, and one of
 //! 1,000 aggregate ids picked by a seeded pseudo-random sequence, so every
@@ -143,6 +149,7 @@ pub(crate) fn run() -> BoxResult {
     println!();
     table.print();
     println!("\nmachine: {} cores, {}", machine["nproc"], machine["cpu_model"].as_str().unwrap_or("unknown"));
+    let latency = single_event_latency(&runtime, dir.path())?;
     let report = json!({
         "bench": "append",
         "unix_time": report::unix_time(),
@@ -155,10 +162,123 @@ pub(crate) fn run() -> BoxResult {
             "kind": KIND,
         },
         "results": Value::Array(rows),
+        "single_event_latency": latency,
     });
     let path = report::write_json("append", &report)?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+/// Single-event appends per latency target.
+const SINGLE_APPENDS: usize = 2_000;
+
+/// Times SINGLE_APPENDS one-event appends into a fresh store per target;
+/// prints the table and returns its JSON rows.
+fn single_event_latency(runtime: &tokio::runtime::Runtime, dir: &Path) -> BoxResult<Value> {
+    let mut table = Table::new(&["single-event append", "appends", "p50 ms", "p99 ms", "max ms", "p50 vs baseline"]);
+    let mut rows = Vec::new();
+    let mut baseline_p50 = f64::NAN;
+    let targets = [
+        ("raw sqlite (baseline)", Some(Target::Baseline)),
+        ("SqliteStore", Some(Target::Sqlite)),
+        ("RedbStore", Some(Target::Redb)),
+        ("MemoryStore", None),
+    ];
+    for (i, (name, target)) in targets.into_iter().enumerate() {
+        let path = dir.join(format!("latency-{i}"));
+        std::fs::create_dir(&path)?;
+        let mut times = runtime.block_on(async {
+            match target {
+                Some(Target::Baseline) => single_baseline(&path).await,
+                Some(Target::Sqlite) => {
+                    single_appends(SqliteStore::open(SqliteConfig::new(path.join("store.db"))).await?).await
+                }
+                Some(Target::Redb) => {
+                    single_appends(RedbStore::open(RedbConfig::new(path.join("store.redb"))).await?).await
+                }
+                None => single_appends(sync_store_memory::MemoryStore::new()).await,
+            }
+        })?;
+        times.sort();
+        let ms = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+        if i == 0 {
+            baseline_p50 = ms(0.5);
+        }
+        table.row(vec![
+            name.to_owned(),
+            times.len().to_string(),
+            format!("{:.3}", ms(0.5)),
+            format!("{:.3}", ms(0.99)),
+            format!("{:.3}", ms(1.0)),
+            format!("{:.2}", ms(0.5) / baseline_p50),
+        ]);
+        rows.push(json!({
+            "target": name,
+            "appends": times.len(),
+            "p50_ms": ms(0.5),
+            "p99_ms": ms(0.99),
+            "max_ms": ms(1.0),
+            "p50_ratio_to_baseline": ms(0.5) / baseline_p50,
+        }));
+    }
+    println!();
+    table.print();
+    Ok(Value::Array(rows))
+}
+
+/// The time of each of SINGLE_APPENDS one-event appends.
+async fn single_appends(store: impl EventStore) -> BoxResult<Vec<Duration>> {
+    let mut events = Events::new();
+    let mut times = Vec::with_capacity(SINGLE_APPENDS);
+    for _ in 0..SINGLE_APPENDS {
+        let batch = events.next_batch(1);
+        let start = Instant::now();
+        store.append(batch).await?;
+        times.push(start.elapsed());
+    }
+    store.close().await?;
+    Ok(times)
+}
+
+/// One plain one-row INSERT per transaction, on a blocking thread.
+async fn single_baseline(dir: &Path) -> BoxResult<Vec<Duration>> {
+    let conn = baseline_connection(dir)?;
+    let mut events = Events::new();
+    let mut times = Vec::with_capacity(SINGLE_APPENDS);
+    for _ in 0..SINGLE_APPENDS {
+        let e = events.next_event();
+        let conn = conn.clone();
+        let start = Instant::now();
+        tokio::task::spawn_blocking(move || -> rusqlite::Result<()> {
+            let mut conn = conn.lock().expect("baseline connection");
+            let tx = conn.transaction()?;
+            tx.prepare_cached("INSERT INTO events (id, aggregate_id, kind, body) VALUES (?, ?, ?, ?)")?.execute(
+                rusqlite::params![e.id.as_uuid().as_bytes().as_slice(), e.aggregate_id, e.kind, e.data.as_ref()],
+            )?;
+            tx.commit()
+        })
+        .await??;
+        times.push(start.elapsed());
+    }
+    Ok(times)
+}
+
+/// The baseline's database: WAL, synchronous=NORMAL, one table.
+fn baseline_connection(dir: &Path) -> BoxResult<std::sync::Arc<std::sync::Mutex<rusqlite::Connection>>> {
+    let conn = rusqlite::Connection::open(dir.join("baseline.db"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute(
+        "CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            id BLOB NOT NULL UNIQUE,
+            aggregate_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            body BLOB NOT NULL
+        )",
+        [],
+    )?;
+    Ok(std::sync::Arc::new(std::sync::Mutex::new(conn)))
 }
 
 /// What the events are appended to.
@@ -206,20 +326,7 @@ async fn append_all(store: impl EventStore) -> BoxResult<Timings> {
 /// The same rows written with one plain multi-row INSERT per batch and
 /// transaction, each batch on a blocking thread as the store's are.
 async fn baseline(dir: &Path) -> BoxResult<Timings> {
-    let conn = rusqlite::Connection::open(dir.join("baseline.db"))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.execute(
-        "CREATE TABLE events (
-            seq INTEGER PRIMARY KEY,
-            id BLOB NOT NULL UNIQUE,
-            aggregate_id TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            body BLOB NOT NULL
-        )",
-        [],
-    )?;
-    let conn = std::sync::Arc::new(std::sync::Mutex::new(conn));
+    let conn = baseline_connection(dir)?;
     let insert =
         format!("INSERT INTO events (id, aggregate_id, kind, body) VALUES {}", vec!["(?, ?, ?, ?)"; BATCH].join(", "));
     let mut events = Events::new();
@@ -268,7 +375,7 @@ impl Events {
         (0..n).map(|_| self.next_event()).collect()
     }
 
-    fn next_event(&mut self) -> NewEvent {
+    pub(crate) fn next_event(&mut self) -> NewEvent {
         self.state ^= self.state << 13;
         self.state ^= self.state >> 7;
         self.state ^= self.state << 17;

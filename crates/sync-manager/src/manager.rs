@@ -1,6 +1,6 @@
 //! [`SyncManager`], its [`Builder`] and the push / pull loop.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -473,10 +473,10 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
     /// Sends local events after the push checkpoint, skipping those that
     /// came from this peer. Up to [`PUSH_WINDOW`] pages are out at once
     /// (pushes in flight, or one in flight while the next is read from the
-    /// store), so the peer stores one page while the next travels;
-    /// acknowledgements are taken in page order, and the checkpoint moves
-    /// past a page only once it and every page before it are acknowledged. (The peer may store two pages in
-    /// either order: delivery order does not matter, invariant 2.)
+    /// store), so the peer stores one page while the next travels, as long
+    /// as the pages share no aggregate; acknowledgements are taken in page
+    /// order, and the checkpoint moves past a page only once it and every
+    /// page before it are acknowledged.
     async fn push_pages(
         &self,
         transport: &T,
@@ -486,22 +486,40 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         skip_source: Option<&str>,
     ) -> Result<()> {
         let (store, o) = (&self.inner.store, &self.inner.options);
+        let send = |events: Vec<Event>, after: Cursor| async move {
+            let sent: Vec<EventId> = events.iter().map(|e| e.id).collect();
+            let ack = if sent.is_empty() { None } else { Some(self.timed("push", transport.push(events)).await?) };
+            Ok::<_, Error>((sent, ack, after))
+        };
         // Where the next page starts (`None`: no more), the page being read,
-        // and the pushes in flight with the cursor after each page.
+        // a page read but not sent yet with its aggregates, and the pushes in
+        // flight with the cursor after each page and their aggregates.
         let mut next = Some(cp.pushed);
         let mut loading: Option<Pin<Box<dyn Future<Output = Result<Page>> + Send + '_>>> = None;
+        let mut waiting: Option<(Vec<Event>, Cursor, HashSet<String>)> = None;
         let mut inflight = FuturesOrdered::new();
+        let mut busy: VecDeque<HashSet<String>> = VecDeque::new();
         // Where acknowledged pages landed in the peer's feed, for the pull
         // checkpoint (acks may come for pages the peer stored out of order).
         let mut spans = Vec::new();
         loop {
+            // The peer may store two pushes in flight in either order, so a
+            // page goes out beside another only if they share no aggregate:
+            // the peer's feed then keeps every aggregate's events in our
+            // feed order, causes before effects (invariant 6).
+            if waiting.as_ref().is_some_and(|(_, _, aggregates)| busy.iter().all(|b| b.is_disjoint(aggregates))) {
+                let (events, after, aggregates) = waiting.take().expect("checked just above");
+                busy.push_back(aggregates);
+                inflight.push_back(send(events, after));
+            }
             if loading.is_none()
+                && waiting.is_none()
                 && inflight.len() < PUSH_WINDOW
                 && let Some(after) = next.take()
             {
                 loading = Some(Box::pin(async move { store.load(&after, o.batch_size, &o.filter, skip_source).await }));
             }
-            if loading.is_none() && inflight.is_empty() {
+            if loading.is_none() && waiting.is_none() && inflight.is_empty() {
                 return Ok(());
             }
             tokio::select! {
@@ -511,14 +529,11 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
                     if page.has_more {
                         next = Some(page.next);
                     }
-                    let (events, after) = (page.events, page.next);
-                    inflight.push_back(async move {
-                        let sent: Vec<EventId> = events.iter().map(|e| e.id).collect();
-                        let ack = if sent.is_empty() { None } else { Some(self.timed("push", transport.push(events)).await?) };
-                        Ok::<_, Error>((sent, ack, after))
-                    });
+                    let aggregates = page.events.iter().map(|e| e.aggregate_id.clone()).collect();
+                    waiting = Some((page.events, page.next, aggregates));
                 }
                 Some(done) = inflight.next(), if !inflight.is_empty() => {
+                    busy.pop_front();
                     let (sent, ack, after) = done?;
                     if let Some(ack) = ack {
                         spans.extend(ack.span);

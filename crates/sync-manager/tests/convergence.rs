@@ -1,13 +1,19 @@
-//! Convergence under random schedules (DESIGN invariants 2 and 5): clients
-//! edit shared aggregates while offline and sync in random order; once
+//! Convergence under random schedules (DESIGN invariants 2, 5 and 6):
+//! clients edit shared aggregates while offline and sync in random order,
+//! over a transport that lets pushes in flight overtake each other; once
 //! everyone has synced twice, all hold the same events and show the same
-//! resolved view of every aggregate. The same property on real sqlite and
+//! resolved view of every aggregate, and no feed holds an event before one
+//! of its aggregate that it causally follows. The same property on real sqlite and
 //! redb files over HTTP lives in the `synckit-integration` crate.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use proptest::prelude::*;
-use sync_core::{ByKind, Cursor, EventStore, Filter, FirstWriteWins, LastWriteWins, NewEvent, Resolution, resolver_fn};
+use sync_core::{
+    ByKind, Cursor, Event, EventStore, Filter, FirstWriteWins, LastWriteWins, NewEvent, NodeId, Page, PushAck,
+    Resolution, Result, Transport, resolver_fn,
+};
 use sync_manager::SyncManager;
 use sync_server::SyncService;
 use sync_store_memory::MemoryStore;
@@ -39,12 +45,60 @@ fn resolver() -> ByKind {
         .kind("k2", FirstWriteWins)
 }
 
+/// The in-process transport, but each push first yields a pseudo-random
+/// number of times (0 to 3), so that of two pushes in flight either may
+/// reach the server first.
+struct Overtaking {
+    inner: InProcessTransport<MemoryStore>,
+    state: AtomicU64,
+}
+
+impl Transport for Overtaking {
+    fn peer(&self) -> &str {
+        self.inner.peer()
+    }
+    async fn peer_id(&self) -> Result<NodeId> {
+        self.inner.peer_id().await
+    }
+    async fn push(&self, events: Vec<Event>) -> Result<PushAck> {
+        let mut x = self.state.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        x ^= x >> 29;
+        for _ in 0..x % 4 {
+            tokio::task::yield_now().await;
+        }
+        self.inner.push(events).await
+    }
+    async fn pull(&self, after: &Cursor, limit: usize, filter: &Filter) -> Result<Page> {
+        self.inner.pull(after, limit, filter).await
+    }
+}
+
+/// Invariant 6: in feed order, no event comes before an event of its
+/// aggregate that it causally follows.
+fn assert_causal_order(feed: &[Event], whose: &str) {
+    for (i, later) in feed.iter().enumerate() {
+        for earlier in &feed[..i] {
+            assert!(
+                earlier.aggregate_id != later.aggregate_id || !later.clock.happened_before(&earlier.clock),
+                "{whose}: {} (clock {:?}) is in the feed before its cause {} (clock {:?})",
+                earlier.id,
+                earlier.clock,
+                later.id,
+                later.clock
+            );
+        }
+    }
+}
+
 async fn run(clients: usize, steps: Vec<Step>, batch_size: usize) {
     let server = Arc::new(SyncService::new(MemoryStore::new()));
     let managers: Vec<_> = (0..clients)
-        .map(|_| {
+        .map(|c| {
             SyncManager::builder(MemoryStore::new())
-                .transport(InProcessTransport::new(server.clone(), "server"))
+                .transport(Overtaking {
+                    inner: InProcessTransport::new(server.clone(), "server"),
+                    state: AtomicU64::new(c as u64),
+                })
                 .resolver(resolver())
                 .batch_size(batch_size)
                 .build()
@@ -68,8 +122,15 @@ async fn run(clients: usize, steps: Vec<Step>, batch_size: usize) {
             m.sync().await.unwrap();
         }
     }
+    let feed = |store: MemoryStore| async move {
+        store.load(&Cursor::START, 1 << 20, &Filter::default(), None).await.unwrap().events
+    };
+    assert_causal_order(&feed(server.store().clone()).await, "server");
+    for (i, m) in managers.iter().enumerate() {
+        assert_causal_order(&feed(m.store().clone()).await, &format!("client {i}"));
+    }
     let all = |store: MemoryStore| async move {
-        let mut events = store.load(&Cursor::START, 1 << 20, &Filter::default(), None).await.unwrap().events;
+        let mut events = feed(store).await;
         events.sort_by_key(|e| e.id);
         events
     };

@@ -497,6 +497,29 @@ impl<T: Transport> Transport for SlowPushes<T> {
     }
 }
 
+/// Pages that share an aggregate go one at a time, so the peer's feed holds
+/// the aggregate's events in our order, even where a later push would
+/// overtake an earlier one.
+#[tokio::test]
+async fn pages_of_one_aggregate_are_pushed_in_order() {
+    let server = server();
+    let slow = Arc::new(SlowPushes {
+        inner: client(&server),
+        fail: usize::MAX,
+        calls: Default::default(),
+        running: Default::default(),
+        most_running: Default::default(),
+    });
+    let m = SyncManager::builder(MemoryStore::new()).transport(slow.clone()).batch_size(2).push_only().build().unwrap();
+    m.append(edits("a", "k", 10)).await.unwrap();
+    assert_eq!(m.sync().await.unwrap().pushed, 10);
+    assert_eq!(slow.most_running.load(std::sync::atomic::Ordering::SeqCst), 1, "one push at a time");
+    let order = |events: Vec<Event>| events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let ours = m.store().load_aggregate("a", &Cursor::START).await.unwrap();
+    let theirs = server.store().load_aggregate("a", &Cursor::START).await.unwrap();
+    assert_eq!(order(theirs), order(ours));
+}
+
 #[tokio::test]
 async fn two_pushes_run_at_once_and_the_checkpoint_follows_the_acknowledged_prefix() {
     let server = server();
@@ -508,7 +531,8 @@ async fn two_pushes_run_at_once_and_the_checkpoint_follows_the_acknowledged_pref
         most_running: Default::default(),
     });
     let m = SyncManager::builder(MemoryStore::new()).transport(slow.clone()).batch_size(2).push_only().build().unwrap();
-    m.append(edits("a", "k", 10)).await.unwrap();
+    // Each page of two its own aggregate: pages may travel together.
+    m.append((0..10).map(|i| NewEvent::new("k", format!("a{}", i / 2), format!("{i}"))).collect()).await.unwrap();
 
     // Pages 0 and 1 are acknowledged, page 2 fails; page 3 may have been
     // stored meanwhile, but the checkpoint stays after page 1.

@@ -3,22 +3,54 @@
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesOrdered;
 use sync_core::{
     AppendOutcome, Checkpoint, CompressRequests, ConflictResolver, Cursor, Error, ErrorCode, Event, EventId,
-    EventStore, FeedSpan, Filter, LastWriteWins, NewEvent, Page, PushAck, PushResult, PushStatus, ResolvedConflict,
-    Result, Transport, View, apply_or_each, resolved_view,
+    EventStore, FeedSpan, Filter, LastWriteWins, NewEvent, NodeId, Page, PushAck, PushResult, PushStatus,
+    ResolvedConflict, Result, Transport, View, apply_or_each, resolved_view,
 };
 use tokio::sync::{Mutex, broadcast, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 /// Push requests in flight at once. Two keep the peer busy: it stores one
-/// page while the next is encoded, sent and decoded.
-const PUSH_WINDOW: usize = 2;
+/// push while the next is encoded, sent and decoded. A page read from the
+/// store holds this many pushes' worth of events.
+const PUSH_WINDOW: usize = PUSH_LANES;
+
+/// A page is pushed in lanes: the events of each lane's aggregates, in feed
+/// order. Pushes of different lanes share no aggregate, so they may travel
+/// together (see [`SyncManager::push_pages`]).
+const PUSH_LANES: usize = 2;
+
+/// The pushes of one page: each lane's events in feed order, in pieces of
+/// at most `batch_size`; the last push carries the cursor after the page
+/// (an empty page is one empty push that only moves the checkpoint).
+fn lanes(page: Page, batch_size: usize) -> Vec<(Vec<Event>, Option<Cursor>, HashSet<String>)> {
+    let mut lanes: [Vec<Event>; PUSH_LANES] = Default::default();
+    for event in page.events {
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&event.aggregate_id, &mut hasher);
+        lanes[(std::hash::Hasher::finish(&hasher) % PUSH_LANES as u64) as usize].push(event);
+    }
+    let mut pushes: Vec<(Vec<Event>, Option<Cursor>, HashSet<String>)> = Vec::new();
+    for lane in lanes {
+        let mut events = lane.into_iter().peekable();
+        while events.peek().is_some() {
+            let piece: Vec<Event> = events.by_ref().take(batch_size).collect();
+            let aggregates = piece.iter().map(|e| e.aggregate_id.clone()).collect();
+            pushes.push((piece, None, aggregates));
+        }
+    }
+    match pushes.last_mut() {
+        Some((_, after, _)) => *after = Some(page.next),
+        None => pushes.push((Vec::new(), Some(page.next), HashSet::new())),
+    }
+    pushes
+}
 
 use crate::error::{BuildError, ZeroBatchSizeSnafu, ZeroDurationSnafu};
 
@@ -261,6 +293,7 @@ impl<S: EventStore, T: Transport> Builder<S, T> {
                 validator: self.validator,
                 options: self.options,
                 running: Mutex::new(()),
+                peer_id: std::sync::Mutex::new(None),
                 results: broadcast::channel(64).0,
                 progress: watch::channel(Progress::default()).0,
             }),
@@ -309,6 +342,9 @@ pub(crate) struct Inner<S, T> {
     validator: Option<Validator>,
     pub(crate) options: Options,
     running: Mutex<()>,
+    /// The peer's store id, once asked; forgotten when the peer no longer
+    /// knows our cursor (it may have been replaced).
+    peer_id: std::sync::Mutex<Option<NodeId>>,
     results: broadcast::Sender<SyncResult>,
     progress: watch::Sender<Progress>,
 }
@@ -471,12 +507,14 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
     }
 
     /// Sends local events after the push checkpoint, skipping those that
-    /// came from this peer. Up to [`PUSH_WINDOW`] pages are out at once
-    /// (pushes in flight, or one in flight while the next is read from the
-    /// store), so the peer stores one page while the next travels, as long
-    /// as the pages share no aggregate; acknowledgements are taken in page
-    /// order, and the checkpoint moves past a page only once it and every
-    /// page before it are acknowledged.
+    /// came from this peer. Each page read from the store goes out in
+    /// pushes of at most `batch_size` events, one lane of aggregates after
+    /// the other ([`lanes`]); up to [`PUSH_WINDOW`] pushes are in flight at
+    /// once, so the peer stores one while the next travels, as long as they
+    /// share no aggregate (pushes of different lanes never do).
+    /// Acknowledgements are taken in order, and the checkpoint moves past a
+    /// page only once every push of it and of the pages before it is
+    /// acknowledged.
     async fn push_pages(
         &self,
         transport: &T,
@@ -486,40 +524,43 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         skip_source: Option<&str>,
     ) -> Result<()> {
         let (store, o) = (&self.inner.store, &self.inner.options);
-        let send = |events: Vec<Event>, after: Cursor| async move {
+        let send = |events: Vec<Event>, after: Option<Cursor>| async move {
             let sent: Vec<EventId> = events.iter().map(|e| e.id).collect();
             let ack = if sent.is_empty() { None } else { Some(self.timed("push", transport.push(events)).await?) };
             Ok::<_, Error>((sent, ack, after))
         };
         // Where the next page starts (`None`: no more), the page being read,
-        // a page read but not sent yet with its aggregates, and the pushes in
-        // flight with the cursor after each page and their aggregates.
+        // the pushes read but not sent yet, and the pushes in flight with
+        // their aggregates. A push carries the cursor after its page when it
+        // is the page's last.
         let mut next = Some(cp.pushed);
         let mut loading: Option<Pin<Box<dyn Future<Output = Result<Page>> + Send + '_>>> = None;
-        let mut waiting: Option<(Vec<Event>, Cursor, HashSet<String>)> = None;
+        let mut queued: VecDeque<(Vec<Event>, Option<Cursor>, HashSet<String>)> = VecDeque::new();
         let mut inflight = FuturesOrdered::new();
         let mut busy: VecDeque<HashSet<String>> = VecDeque::new();
-        // Where acknowledged pages landed in the peer's feed, for the pull
-        // checkpoint (acks may come for pages the peer stored out of order).
+        // Where acknowledged pushes landed in the peer's feed, for the pull
+        // checkpoint (acks may come for pushes the peer stored out of order).
         let mut spans = Vec::new();
         loop {
             // The peer may store two pushes in flight in either order, so a
-            // page goes out beside another only if they share no aggregate:
+            // push goes out beside another only if they share no aggregate:
             // the peer's feed then keeps every aggregate's events in our
             // feed order, causes before effects (invariant 6).
-            if waiting.as_ref().is_some_and(|(_, _, aggregates)| busy.iter().all(|b| b.is_disjoint(aggregates))) {
-                let (events, after, aggregates) = waiting.take().expect("checked just above");
+            while inflight.len() < PUSH_WINDOW
+                && queued.front().is_some_and(|(_, _, aggregates)| busy.iter().all(|b| b.is_disjoint(aggregates)))
+            {
+                let (events, after, aggregates) = queued.pop_front().expect("checked just above");
                 busy.push_back(aggregates);
                 inflight.push_back(send(events, after));
             }
             if loading.is_none()
-                && waiting.is_none()
-                && inflight.len() < PUSH_WINDOW
+                && queued.is_empty()
                 && let Some(after) = next.take()
             {
-                loading = Some(Box::pin(async move { store.load(&after, o.batch_size, &o.filter, skip_source).await }));
+                let limit = o.batch_size.saturating_mul(PUSH_WINDOW);
+                loading = Some(Box::pin(async move { store.load(&after, limit, &o.filter, skip_source).await }));
             }
-            if loading.is_none() && waiting.is_none() && inflight.is_empty() {
+            if loading.is_none() && queued.is_empty() && inflight.is_empty() {
                 return Ok(());
             }
             tokio::select! {
@@ -529,8 +570,7 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
                     if page.has_more {
                         next = Some(page.next);
                     }
-                    let aggregates = page.events.iter().map(|e| e.aggregate_id.clone()).collect();
-                    waiting = Some((page.events, page.next, aggregates));
+                    queued.extend(lanes(page, o.batch_size));
                 }
                 Some(done) = inflight.next(), if !inflight.is_empty() => {
                     busy.pop_front();
@@ -545,8 +585,9 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
                     while let Some(i) = spans.iter().position(|s: &FeedSpan| s.after == cp.pulled) {
                         cp.pulled = spans.swap_remove(i).head;
                     }
-                    if after != cp.pushed || cp.pulled != pulled {
-                        cp.pushed = after;
+                    let pushed = after.unwrap_or(cp.pushed);
+                    if pushed != cp.pushed || cp.pulled != pulled {
+                        cp.pushed = pushed;
                         store.set_checkpoint(&keys.checkpoint, cp).await?;
                     }
                 }
@@ -608,6 +649,9 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
             Err(e) if e.code() == ErrorCode::BadCursor && !cp.pulled.is_start() => {
                 warn!(peer, cursor = %cp.pulled, error = %e, "peer does not know our cursor; resyncing from the start");
                 result.resynced = true;
+                // Ask the peer's id again next time: if it was replaced,
+                // its new id keys a checkpoint of its own.
+                *self.inner.peer_id.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 // Both directions start over: the new peer knows neither.
                 *cp = Checkpoint::default();
                 store.set_checkpoint(&keys.checkpoint, cp).await?;
@@ -677,7 +721,15 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
     /// The keys of this manager's progress with the peer: its store id, so
     /// that every spelling of its address shares them.
     pub(crate) async fn peer_keys(&self, transport: &T) -> Result<PeerKeys> {
-        let id = self.timed("asking the peer's id", transport.peer_id()).await?;
+        let known = *self.inner.peer_id.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let id = self.timed("asking the peer's id", transport.peer_id()).await?;
+                *self.inner.peer_id.lock().unwrap_or_else(PoisonError::into_inner) = Some(id);
+                id
+            }
+        };
         let checkpoint = match &self.inner.options.checkpoint_name {
             Some(name) => format!("{id}/{name}"),
             None => id.to_string(),

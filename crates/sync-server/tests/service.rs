@@ -110,7 +110,7 @@ async fn events_the_store_refuses_are_rejected_one_by_one() {
     // The store is stricter than the service (it takes no payload at all):
     // the refused events are rejected per event, the others still stored.
     let store = MemoryStore::open(
-        sync_store_memory::MemoryConfig::new().with_limits(Limits { max_data_bytes: 1, ..Limits::default() }),
+        sync_store_memory::MemoryConfig::new().limits(Limits { max_data_bytes: 1, ..Limits::default() }),
     );
     let service = SyncService::new(store);
     let mut batch = events(&[("a", None), ("b", None), ("c", None)]);

@@ -8,7 +8,7 @@ use sync_core::Limits;
 /// use sync_core::Limits;
 /// use sync_store_memory::{MemoryConfig, MemoryStore};
 /// let limits = Limits { max_data_bytes: 1024, ..Limits::default() };
-/// let store = MemoryStore::open(MemoryConfig::new().with_limits(limits));
+/// let store = MemoryStore::open(MemoryConfig::new().limits(limits));
 /// assert_eq!(store.config().limits.max_data_bytes, 1024);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,7 +25,7 @@ impl MemoryConfig {
     }
 
     /// Uses `limits` to validate events.
-    pub fn with_limits(mut self, limits: Limits) -> Self {
+    pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }

@@ -28,8 +28,8 @@ pub enum Durability {
 /// ```
 /// use sync_store_redb::{Durability, RedbConfig};
 /// let config = RedbConfig::new("events.redb")
-///     .with_durability(Durability::Immediate)
-///     .with_cache_size(16 << 20);
+///     .durability(Durability::Immediate)
+///     .cache_size(16 << 20);
 /// assert_eq!(config.cache_size, 16 << 20);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,19 +62,19 @@ impl RedbConfig {
     }
 
     /// Sets [`RedbConfig::durability`].
-    pub fn with_durability(mut self, durability: Durability) -> Self {
+    pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
     }
 
     /// Sets [`RedbConfig::cache_size`] in bytes.
-    pub fn with_cache_size(mut self, bytes: usize) -> Self {
+    pub fn cache_size(mut self, bytes: usize) -> Self {
         self.cache_size = bytes;
         self
     }
 
     /// Sets [`RedbConfig::limits`].
-    pub fn with_limits(mut self, limits: Limits) -> Self {
+    pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }

@@ -153,7 +153,7 @@ impl RedbStore {
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
     /// let dir = tempfile::tempdir().unwrap();
     /// let config = RedbConfig::new(dir.path().join("events.redb"))
-    ///     .with_durability(Durability::Immediate);
+    ///     .durability(Durability::Immediate);
     /// let store = RedbStore::open(config.clone()).await?;
     /// let node = store.node_id();
     /// store.append(vec![NewEvent::new("todo.created", "todo-1", "buy milk")]).await?;
@@ -367,7 +367,14 @@ fn read_failed(action: &'static str) -> impl FnOnce(Error) -> sync_core::Error {
 }
 
 impl Known for TablesKnown<'_, '_> {
+    /// UUIDv7 ids grow with time: a batch of new local ids usually lies
+    /// wholly above the largest stored id, which one lookup shows.
     fn stored(&mut self, ids: &[EventId]) -> sync_core::Result<HashSet<EventId>> {
+        let largest = self.tables.ids.last().on("ids").map_err(read_failed("looking up ids"))?;
+        let largest = largest.map(|(id, _)| id.value());
+        if ids.iter().all(|id| largest.is_none_or(|largest| id.to_bytes() > largest)) {
+            return Ok(HashSet::new());
+        }
         let mut stored = HashSet::new();
         for id in ids {
             if self.tables.ids.get(id.to_bytes()).on("ids").map_err(read_failed("looking up ids"))?.is_some() {

@@ -46,7 +46,7 @@ async fn a_file_is_opened_by_one_store_at_a_time() {
 async fn limits_are_applied() {
     let dir = tempfile::tempdir().unwrap();
     let limits = Limits { max_data_bytes: 8, max_name_bytes: 4, ..Limits::default() };
-    let tight = RedbStore::open(RedbConfig::new(dir.path().join("a.redb")).with_limits(limits)).await.unwrap();
+    let tight = RedbStore::open(RedbConfig::new(dir.path().join("a.redb")).limits(limits)).await.unwrap();
     let roomy = RedbStore::open(RedbConfig::new(dir.path().join("b.redb"))).await.unwrap();
     for (event, code) in [
         (NewEvent::new("k", "x", vec![0u8; 9]), ErrorCode::TooLarge),
@@ -66,7 +66,7 @@ async fn cache_size_bounds_the_page_cache() {
     let dir = tempfile::tempdir().unwrap();
     let mut used = Vec::new();
     for (name, cache) in [("small.redb", SMALL), ("large.redb", 64 << 20)] {
-        let config = RedbConfig::new(dir.path().join(name)).with_cache_size(cache);
+        let config = RedbConfig::new(dir.path().join(name)).cache_size(cache);
         let store = RedbStore::open(config).await.unwrap();
         // about 4 MiB of events, then read them all back
         for b in 0..16 {

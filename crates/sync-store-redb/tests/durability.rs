@@ -25,7 +25,7 @@ fn write_if_child(test: &str) {
     };
     let (mode, path) = spec.split_once(' ').expect("`<mode> <path>`");
     runtime().block_on(async {
-        let store = RedbStore::open(RedbConfig::new(path).with_durability(Durability::None)).await.expect("open");
+        let store = RedbStore::open(RedbConfig::new(path).durability(Durability::None)).await.expect("open");
         let batches = if mode == "close" { 5 } else { 100_000 };
         for b in 0..batches {
             let batch: Vec<NewEvent> =

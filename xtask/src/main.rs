@@ -2,8 +2,9 @@
 //! wherever cargo does (rust-analyzer's pattern). Every command prints each
 //! step before it runs and stops at the first failure with a non-zero exit.
 //!
-//! - `cargo xtask test`: format check, clippy with `-D warnings`, the tests
-//!   (cargo-nextest when installed) and the doctests.
+//! - `cargo xtask test`: format check, clippy with `-D warnings` (and on
+//!   each feature of `sync-transport-http` alone), the tests (cargo-nextest
+//!   when installed) and the doctests.
 //! - `cargo xtask bench [NAME]`: the release-mode benchmarks of
 //!   `crates/sync-bench` (all of them without NAME); each prints a table and
 //!   writes `target/bench/NAME.json`.
@@ -56,6 +57,12 @@ fn main() -> ExitCode {
 fn test() -> Result {
     run(cargo(&["fmt", "--all", "--check"]))?;
     run(cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // Each half of the HTTP crate builds alone: a client-only user compiles
+    // no server.
+    for feature in ["client", "server"] {
+        let args = ["clippy", "-p", "sync-transport-http", "--no-default-features", "--features", feature];
+        run(cargo(&[&args[..], &["--", "-D", "warnings"]].concat()))?;
+    }
     if has_cargo_subcommand("nextest") {
         run(cargo(&["nextest", "run", "--workspace"]))?;
     } else {

@@ -1,13 +1,13 @@
 //! [`SyncManager`], its [`Builder`] and the push / pull loop.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use futures_util::stream::FuturesOrdered;
+use futures_util::stream::FuturesUnordered;
 use sync_core::{
     AppendOutcome, Checkpoint, CompressRequests, ConflictResolver, Cursor, Error, ErrorCode, Event, EventId,
     EventStore, FeedSpan, Filter, LastWriteWins, NewEvent, NodeId, Page, PushAck, PushResult, PushStatus,
@@ -17,37 +17,53 @@ use tokio::sync::{Mutex, broadcast, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 /// Push requests in flight at once. Two keep the peer busy: it stores one
-/// push while the next is encoded, sent and decoded. A page read from the
-/// store holds this many pushes' worth of events.
-const PUSH_WINDOW: usize = PUSH_LANES;
+/// push while the next is encoded, sent and decoded.
+const PUSH_WINDOW: usize = 2;
 
-/// A page is pushed in lanes: the events of each lane's aggregates, in feed
-/// order. Pushes of different lanes share no aggregate, so they may travel
-/// together (see [`SyncManager::push_pages`]).
-const PUSH_LANES: usize = 2;
+/// A page read for pushing holds this many pushes' worth of events and is
+/// split into as many lanes by aggregate: pushes of different lanes share
+/// no aggregate, so they may travel together (see
+/// [`SyncManager::push_pages`]).
+const PUSH_LANES: usize = PUSH_WINDOW;
 
-/// The pushes of one page: each lane's events in feed order, in pieces of
-/// at most `batch_size`; the last push carries the cursor after the page
-/// (an empty page is one empty push that only moves the checkpoint).
-fn lanes(page: Page, batch_size: usize) -> Vec<(Vec<Event>, Option<Cursor>, HashSet<String>)> {
+/// One push request of [`SyncManager::push_pages`]: some events of one
+/// page, of one lane.
+struct Push {
+    page: u64,
+    id: u64,
+    events: Vec<Event>,
+    aggregates: HashSet<String>,
+}
+
+/// Events per page read for pushing: a little less than a push per lane,
+/// so that a lane of many aggregates rarely needs a second, small push.
+fn page_limit(batch_size: usize) -> usize {
+    (batch_size.saturating_mul(PUSH_LANES).saturating_mul(7) / 8).max(batch_size)
+}
+
+/// The pushes of one page: each lane's events in feed order, in as few
+/// pieces of at most `batch_size` as it takes, of equal size, with their
+/// aggregates. Lanes share no aggregate. An empty page is one empty push,
+/// which only moves the checkpoint.
+fn lanes(events: Vec<Event>, batch_size: usize) -> Vec<(Vec<Event>, HashSet<String>)> {
     let mut lanes: [Vec<Event>; PUSH_LANES] = Default::default();
-    for event in page.events {
+    for event in events {
         let mut hasher = std::hash::DefaultHasher::new();
         std::hash::Hash::hash(&event.aggregate_id, &mut hasher);
         lanes[(std::hash::Hasher::finish(&hasher) % PUSH_LANES as u64) as usize].push(event);
     }
-    let mut pushes: Vec<(Vec<Event>, Option<Cursor>, HashSet<String>)> = Vec::new();
+    let mut pushes = Vec::new();
     for lane in lanes {
+        let size = lane.len().div_ceil(lane.len().div_ceil(batch_size.max(1)).max(1)).max(1);
         let mut events = lane.into_iter().peekable();
         while events.peek().is_some() {
-            let piece: Vec<Event> = events.by_ref().take(batch_size).collect();
+            let piece: Vec<Event> = events.by_ref().take(size).collect();
             let aggregates = piece.iter().map(|e| e.aggregate_id.clone()).collect();
-            pushes.push((piece, None, aggregates));
+            pushes.push((piece, aggregates));
         }
     }
-    match pushes.last_mut() {
-        Some((_, after, _)) => *after = Some(page.next),
-        None => pushes.push((Vec::new(), Some(page.next), HashSet::new())),
+    if pushes.is_empty() {
+        pushes.push((Vec::new(), HashSet::new()));
     }
     pushes
 }
@@ -511,10 +527,9 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
     /// pushes of at most `batch_size` events, one lane of aggregates after
     /// the other ([`lanes`]); up to [`PUSH_WINDOW`] pushes are in flight at
     /// once, so the peer stores one while the next travels, as long as they
-    /// share no aggregate (pushes of different lanes never do).
-    /// Acknowledgements are taken in order, and the checkpoint moves past a
-    /// page only once every push of it and of the pages before it is
-    /// acknowledged.
+    /// share no aggregate (pushes of different lanes never do). The
+    /// checkpoint moves past a page only once every push of it and of the
+    /// pages before it is acknowledged.
     async fn push_pages(
         &self,
         transport: &T,
@@ -524,40 +539,55 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
         skip_source: Option<&str>,
     ) -> Result<()> {
         let (store, o) = (&self.inner.store, &self.inner.options);
-        let send = |events: Vec<Event>, after: Option<Cursor>| async move {
-            let sent: Vec<EventId> = events.iter().map(|e| e.id).collect();
-            let ack = if sent.is_empty() { None } else { Some(self.timed("push", transport.push(events)).await?) };
-            Ok::<_, Error>((sent, ack, after))
+        let send = |push: Push| async move {
+            let sent: Vec<EventId> = push.events.iter().map(|e| e.id).collect();
+            let ack = match sent.is_empty() {
+                true => None,
+                false => Some(self.timed("push", transport.push(push.events)).await?),
+            };
+            Ok::<_, Error>((push.page, push.id, sent, ack))
         };
         // Where the next page starts (`None`: no more), the page being read,
-        // the pushes read but not sent yet, and the pushes in flight with
-        // their aggregates. A push carries the cursor after its page when it
-        // is the page's last.
+        // the pushes read but not sent yet, the pages not wholly acknowledged
+        // (number, cursor after it, pushes of it not acknowledged yet), and
+        // the pushes in flight with their aggregates.
         let mut next = Some(cp.pushed);
         let mut loading: Option<Pin<Box<dyn Future<Output = Result<Page>> + Send + '_>>> = None;
-        let mut queued: VecDeque<(Vec<Event>, Option<Cursor>, HashSet<String>)> = VecDeque::new();
-        let mut inflight = FuturesOrdered::new();
-        let mut busy: VecDeque<HashSet<String>> = VecDeque::new();
+        let mut queued: Vec<Push> = Vec::new();
+        let mut pages: VecDeque<(u64, Cursor, usize)> = VecDeque::new();
+        let mut inflight = FuturesUnordered::new();
+        let mut busy: HashMap<u64, HashSet<String>> = HashMap::new();
+        let (mut page_number, mut push_number) = (0u64, 0u64);
         // Where acknowledged pushes landed in the peer's feed, for the pull
         // checkpoint (acks may come for pushes the peer stored out of order).
         let mut spans = Vec::new();
         loop {
             // The peer may store two pushes in flight in either order, so a
-            // push goes out beside another only if they share no aggregate:
-            // the peer's feed then keeps every aggregate's events in our
-            // feed order, causes before effects (invariant 6).
-            while inflight.len() < PUSH_WINDOW
-                && queued.front().is_some_and(|(_, _, aggregates)| busy.iter().all(|b| b.is_disjoint(aggregates)))
-            {
-                let (events, after, aggregates) = queued.pop_front().expect("checked just above");
-                busy.push_back(aggregates);
-                inflight.push_back(send(events, after));
+            // push goes out only if it shares no aggregate with a push in
+            // flight or with an earlier one still waiting: the peer's feed
+            // then keeps every aggregate's events in our feed order, causes
+            // before effects (invariant 6).
+            let mut i = 0;
+            while i < queued.len() && inflight.len() < PUSH_WINDOW {
+                let clear = busy
+                    .values()
+                    .chain(queued[..i].iter().map(|p| &p.aggregates))
+                    .all(|other| other.is_disjoint(&queued[i].aggregates));
+                if clear {
+                    let push = queued.remove(i);
+                    busy.insert(push.id, push.aggregates.clone());
+                    inflight.push(send(push));
+                } else {
+                    i += 1;
+                }
             }
+            // The next page is read while the last pushes of this one wait,
+            // so the peer is not left idle while we read.
             if loading.is_none()
-                && queued.is_empty()
+                && queued.len() <= 1
                 && let Some(after) = next.take()
             {
-                let limit = o.batch_size.saturating_mul(PUSH_WINDOW);
+                let limit = page_limit(o.batch_size);
                 loading = Some(Box::pin(async move { store.load(&after, limit, &o.filter, skip_source).await }));
             }
             if loading.is_none() && queued.is_empty() && inflight.is_empty() {
@@ -570,14 +600,30 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
                     if page.has_more {
                         next = Some(page.next);
                     }
-                    queued.extend(lanes(page, o.batch_size));
+                    page_number += 1;
+                    let pushes = lanes(page.events, o.batch_size);
+                    pages.push_back((page_number, page.next, pushes.len()));
+                    for (events, aggregates) in pushes {
+                        push_number += 1;
+                        queued.push(Push { page: page_number, id: push_number, events, aggregates });
+                    }
                 }
                 Some(done) = inflight.next(), if !inflight.is_empty() => {
-                    busy.pop_front();
-                    let (sent, ack, after) = done?;
+                    let (page, id, sent, ack) = done?;
+                    busy.remove(&id);
                     if let Some(ack) = ack {
                         spans.extend(ack.span);
                         self.take_ack(ack, &sent, result)?;
+                    }
+                    if let Some(entry) = pages.iter_mut().find(|(number, _, _)| *number == page) {
+                        entry.2 -= 1;
+                    }
+                    // The checkpoint moves over the pages wholly acknowledged,
+                    // in order.
+                    let pushed = cp.pushed;
+                    while let Some(&(_, after, 0)) = pages.front() {
+                        cp.pushed = after;
+                        pages.pop_front();
                     }
                     // Our own events right at the pull checkpoint: the next
                     // pull need not walk them.
@@ -585,9 +631,7 @@ impl<S: EventStore, T: Transport> SyncManager<S, T> {
                     while let Some(i) = spans.iter().position(|s: &FeedSpan| s.after == cp.pulled) {
                         cp.pulled = spans.swap_remove(i).head;
                     }
-                    let pushed = after.unwrap_or(cp.pushed);
-                    if pushed != cp.pushed || cp.pulled != pulled {
-                        cp.pushed = pushed;
+                    if cp.pushed != pushed || cp.pulled != pulled {
                         store.set_checkpoint(&keys.checkpoint, cp).await?;
                     }
                 }

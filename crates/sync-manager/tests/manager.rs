@@ -229,15 +229,40 @@ async fn filter_limits_what_is_pushed_and_pulled() {
     );
 }
 
+/// Passes everything through and records the size of each push.
+struct PushSizes {
+    inner: InProcessTransport<MemoryStore>,
+    sizes: std::sync::Mutex<Vec<usize>>,
+}
+
+impl Transport for PushSizes {
+    fn peer(&self) -> &str {
+        self.inner.peer()
+    }
+    async fn peer_id(&self) -> Result<NodeId> {
+        self.inner.peer_id().await
+    }
+    async fn push(&self, events: Vec<Event>) -> Result<PushAck> {
+        self.sizes.lock().unwrap().push(events.len());
+        self.inner.push(events).await
+    }
+    async fn pull(&self, after: &Cursor, limit: usize, filter: &Filter) -> Result<Page> {
+        self.inner.pull(after, limit, filter).await
+    }
+}
+
 #[tokio::test]
 async fn batch_size_sets_request_sizes() {
     let server = server();
-    let flaky = Arc::new(FlakyTransport::new(client(&server)));
-    let m =
-        SyncManager::builder(MemoryStore::new()).transport(flaky.clone()).batch_size(7).push_only().build().unwrap();
+    let spy = Arc::new(PushSizes { inner: client(&server), sizes: Default::default() });
+    let m = SyncManager::builder(MemoryStore::new()).transport(spy.clone()).batch_size(7).push_only().build().unwrap();
     m.append(edits("a", "k", 20)).await.unwrap();
     assert_eq!(m.sync().await.unwrap().pushed, 20);
-    assert_eq!(flaky.calls(), 1 + 3, "the server's id, then 20 events in pushes of 7");
+    let sizes = spy.sizes.lock().unwrap().clone();
+    assert_eq!(sizes.iter().sum::<usize>(), 20);
+    assert!(sizes.iter().all(|n| (1..=7).contains(n)), "pushes of at most 7: {sizes:?}");
+    // Pages of 12 (7/8 of two pushes' worth), each cut in even pieces.
+    assert_eq!(sizes, [6, 6, 4, 4]);
 }
 
 #[tokio::test]
@@ -359,9 +384,10 @@ async fn subscribers_and_progress_see_each_sync() {
     let r = m.sync().await.unwrap();
     assert_eq!(results.recv().await.unwrap(), r);
     let pushed: Vec<_> = seen.lock().unwrap().iter().map(|p| (p.phase, p.pushed)).collect();
-    // three pushes (before each: 0, 5, 10 done), then one pull after 12 were
-    // pushed, which brings nothing back: our own events are not pulled
-    assert_eq!(pushed, [(Phase::Idle, 0), (Phase::Pushing, 5), (Phase::Pushing, 10), (Phase::Pushing, 12)]);
+    // One aggregate, so one lane: a page of 8 goes out as two pushes of 4,
+    // the last 4 as one (before each: 0, 4, 8 done), then one pull after 12
+    // were pushed, which brings nothing back: our own events are not pulled
+    assert_eq!(pushed, [(Phase::Idle, 0), (Phase::Pushing, 4), (Phase::Pushing, 8), (Phase::Pushing, 12)]);
     assert_eq!(r.pulled, 0);
     assert_eq!(m.progress().borrow().phase, Phase::Idle, "reset when the sync ends");
 }

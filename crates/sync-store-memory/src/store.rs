@@ -95,7 +95,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn load(&self, after: &Cursor, limit: usize, filter: &Filter, skip_source: Option<&str>) -> Result<Page> {
-        let head = self.lock().rows.len() as u128;
+        let head = async { Ok(self.lock().rows.len() as u128) };
         page_from_scan(self.node, after, limit, filter, skip_source, head, |after, n| {
             let inner = self.lock();
             let start = usize::try_from(after).unwrap_or(usize::MAX).min(inner.rows.len());

@@ -520,7 +520,7 @@ impl EventStore for RedbStore {
         filter: &Filter,
         skip_source: Option<&str>,
     ) -> sync_core::Result<Page> {
-        let head = self.head().await?.position_for(self.shared.node)?;
+        let head = async { self.head().await?.position_for(self.shared.node) };
         page_from_scan(self.shared.node, after, limit, filter, skip_source, head, |after, n| {
             let after = u64::try_from(after).unwrap_or(u64::MAX);
             self.run("loading the change feed", move |s| Ok(s.scan(after, n)?))

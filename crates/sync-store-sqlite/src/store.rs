@@ -305,7 +305,7 @@ impl EventStore for SqliteStore {
         filter: &Filter,
         skip_source: Option<&str>,
     ) -> sync_core::Result<Page> {
-        let head = self.head().await?.position_for(self.inner.node)?;
+        let head = async { self.head().await?.position_for(self.inner.node) };
         page_from_scan(self.inner.node, after, limit, filter, skip_source, head, |seq, n| self.scan(seq, n)).await
     }
 

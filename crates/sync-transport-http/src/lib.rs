@@ -14,6 +14,11 @@
 //!
 //! Plain HTTP only: terminate TLS at a reverse proxy.
 //!
+//! Features (both on by default): `client` ([`HttpTransport`]) and `server`
+//! ([`HttpServer`], which brings in hyper's server and `sync-server`). An
+//! application that only syncs with a server takes
+//! `default-features = false, features = ["client"]`.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use sync_core::{Cursor, Filter, Transport};
@@ -31,16 +36,20 @@
 //! # Ok::<_, Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
 
+#[cfg(feature = "client")]
 mod client;
 mod compression;
 mod error;
+#[cfg(feature = "server")]
 mod server;
 mod status;
 mod wire;
 
+#[cfg(feature = "client")]
 pub use client::{DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpTransport};
 pub use compression::{Compression, MIN_COMPRESSED_BODY};
 pub use error::DecompressError;
+#[cfg(feature = "server")]
 pub use server::{HttpServer, ServerHandle, ServerStats};
 pub use status::{ErrorBody, code_for_status, status_for};
 pub use wire::{HEALTHZ_PATH, METRICS_PATH, PULL_PATH, PUSH_PATH, PullParams, PushRequest};

@@ -19,7 +19,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use sync_core::{Codec, Error, ErrorCode, EventStore};
 use sync_server::{Principal, SyncService};
@@ -66,9 +65,12 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// ```
 pub struct HttpServer<S> {
     service: Arc<SyncService<S>>,
-    metrics: Option<PrometheusHandle>,
+    metrics: Option<MetricsText>,
     stats: ServerStats,
 }
+
+/// Renders the metrics text of `GET /metrics`; see [`HttpServer::metrics`].
+type MetricsText = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl<S> std::fmt::Debug for HttpServer<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,11 +100,13 @@ impl<S: EventStore> HttpServer<S> {
         HttpServer { service, metrics: None, stats: ServerStats::default() }
     }
 
-    /// Serves `GET /metrics` from `handle` (without one, `/metrics` is 404).
-    /// The handle's recorder must be installed (for example with
-    /// `metrics::set_global_recorder`) for the server's metrics to reach it.
-    pub fn metrics(mut self, handle: PrometheusHandle) -> Self {
-        self.metrics = Some(handle);
+    /// Serves `GET /metrics` with the Prometheus text `render` returns
+    /// (without it, `/metrics` is 404). The server records its metrics
+    /// through the `metrics` facade, so any exporter works; with
+    /// `metrics-exporter-prometheus`, install its recorder and pass
+    /// `move || handle.render()`.
+    pub fn metrics(mut self, render: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.metrics = Some(Arc::new(render));
         self
     }
 
@@ -227,7 +231,7 @@ impl Drop for ServerHandle {
 
 struct Shared<S> {
     service: Arc<SyncService<S>>,
-    metrics: Option<PrometheusHandle>,
+    metrics: Option<MetricsText>,
     node: String,
 }
 
@@ -468,13 +472,10 @@ fn healthz<S: EventStore>(shared: &Shared<S>) -> Reply {
 }
 
 fn metrics_text<S: EventStore>(shared: &Shared<S>) -> Reply {
-    let Some(handle) = &shared.metrics else {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            "this server exports no metrics (no Prometheus handle was configured)",
-        ));
+    let Some(render) = &shared.metrics else {
+        return Err(ApiError::new(ErrorCode::NotFound, "this server exports no metrics (none were configured)"));
     };
-    let mut response = Response::new(Full::new(Bytes::from(handle.render())));
+    let mut response = Response::new(Full::new(Bytes::from(render())));
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));

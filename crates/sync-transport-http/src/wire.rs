@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sync_core::{Codec, Cursor, Error, Event, Filter, Result};
+#[cfg(feature = "server")]
+use sync_core::Codec;
+use sync_core::{Cursor, Error, Event, Filter, Result};
 
+#[cfg(feature = "server")]
 use crate::compression::q_value;
 
 /// Path of the push endpoint.
@@ -163,6 +166,7 @@ fn parse_limit(value: &str) -> Result<usize> {
 /// types with q > 0, the highest q wins, the earlier one on a tie.
 /// `Err(())` when the header names neither `application/x-postcard` nor
 /// `application/json` (the server answers 406).
+#[cfg(feature = "server")]
 pub(crate) fn negotiate_codec(accept: Option<&str>, default: Codec) -> Result<Codec, ()> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(default);
@@ -222,6 +226,7 @@ mod tests {
         assert_eq!(PullParams::from_query("limit=99999999999999999999999").unwrap().limit, usize::MAX);
     }
 
+    #[cfg(feature = "server")]
     #[test]
     fn accept_negotiation() {
         let json = Codec::Json;

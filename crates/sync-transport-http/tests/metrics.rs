@@ -19,7 +19,7 @@ async fn metrics_handle_serves_prometheus_text_with_request_metrics() {
     metrics::set_global_recorder(recorder).expect("first recorder of this process");
 
     let service = SyncService::new(MemoryStore::new());
-    let server = HttpServer::new(Arc::new(service)).metrics(handle).bind("127.0.0.1:0").await.unwrap();
+    let server = HttpServer::new(Arc::new(service)).metrics(move || handle.render()).bind("127.0.0.1:0").await.unwrap();
     let client = HttpTransport::new(server.base_url()).unwrap().bearer_token(OPS);
     client.push(events(3, "todo-", "acme")).await.unwrap();
     client.pull(&Cursor::START, 10, &Filter::default()).await.unwrap();

@@ -253,7 +253,7 @@ async fn serve(spec: StoreSpec, listen: SocketAddr, tokens: Option<PathBuf>) -> 
         .install_recorder()
         .whatever_context("cannot install the metrics recorder")?;
     let server = HttpServer::new(Arc::new(service))
-        .metrics(metrics)
+        .metrics(move || metrics.render())
         .bind(listen)
         .await
         .with_whatever_context(|_| format!("cannot listen on {listen}"))?;

@@ -328,7 +328,7 @@ impl EventStore for FileStore {
     }
 
     async fn load(&self, after: &Cursor, limit: usize, filter: &Filter, skip_source: Option<&str>) -> Result<Page> {
-        let head = self.lock().rows.len() as u128;
+        let head = async { Ok(self.lock().rows.len() as u128) };
         page_from_scan(self.node, after, limit, filter, skip_source, head, |after, n| {
             let state = self.lock();
             let start = usize::try_from(after).map_or(state.rows.len(), |a| a.min(state.rows.len()));

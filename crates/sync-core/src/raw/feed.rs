@@ -28,10 +28,13 @@ pub struct ScanRow {
 /// raw scan, so that every store pages, filters, checks cursors and reports
 /// `has_more` the same way.
 ///
-/// `head` is the store's head position, read before the scan: a cursor past
-/// it was not handed out by this store as it is now (it was restored from an
-/// older copy, say) and is refused with [`Error::CursorPastHead`], never
-/// answered with an empty page. `scan(after, n)` must return up to `n` rows
+/// `head` reads the store's head position; it is awaited only when the scan
+/// finds nothing after the cursor, to tell the end of the feed from a
+/// cursor past it. Such a cursor was not handed out by this store as it is
+/// now (it was restored from an older copy, say) and is refused with
+/// [`Error::CursorPastHead`], never answered with an empty page. (Positions
+/// only grow, so the head read after the scan is at least the one the scan
+/// saw.) `scan(after, n)` must return up to `n` rows
 /// with positions above `after`, in feed order. Scanning stops when `limit`
 /// events matched, when the page holds [`MAX_PAGE_BYTES`], or after a budget
 /// of rows (so a very selective filter gives short pages, never a long
@@ -42,7 +45,7 @@ pub async fn page_from_scan<F, Fut>(
     limit: usize,
     filter: &Filter,
     skip_source: Option<&str>,
-    head: u128,
+    head: impl Future<Output = Result<u128>>,
     mut scan: F,
 ) -> Result<Page>
 where
@@ -52,16 +55,24 @@ where
     if limit == 0 {
         return Err(Error::invalid("page limit must be at least 1"));
     }
-    let mut last = after.position_for(store)?;
-    if last > head {
-        return Err(Error::CursorPastHead { cursor: after.to_string(), head: Cursor::new(store, head).to_string() });
-    }
+    let start = after.position_for(store)?;
+    let (mut last, mut head) = (start, Some(head));
     let budget = limit.saturating_mul(16).max(4096);
     let (mut scanned, mut bytes) = (0usize, 0usize);
     let mut events = Vec::new();
     loop {
         let chunk = (limit - events.len()).min(budget - scanned).min(MAX_SCAN_ROWS).saturating_add(1);
         let rows = scan(last, chunk).await?;
+        if let Some(head) = head.take().filter(|_| rows.is_empty() && start > 0) {
+            let head = head.await?;
+            if start > head {
+                return Err(Error::CursorPastHead {
+                    cursor: after.to_string(),
+                    head: Cursor::new(store, head).to_string(),
+                });
+            }
+            return Ok(Page { events, next: *after, has_more: false });
+        }
         let exhausted = rows.len() < chunk;
         for row in rows {
             if events.len() == limit || scanned == budget || bytes >= MAX_PAGE_BYTES {

@@ -60,9 +60,8 @@ pub struct Plan {
 /// of the store whose node is `node`, at wall-clock time `now_ms`.
 ///
 /// ```
-/// use std::collections::{HashMap, HashSet};
 /// use sync_core::raw::{Ledger, append_plan};
-/// use sync_core::{Hlc, Limits, NewEvent, NodeId};
+/// use sync_core::{Limits, NewEvent, NodeId};
 /// let me = NodeId::random();
 /// let mut ledger = Ledger::default();
 /// let a = NewEvent::new("k", "agg", vec![]);
@@ -94,7 +93,7 @@ pub fn append_plan(
             .checked_add(1)
             .filter(|c| *c <= crate::MAX_COUNTER)
             .ok_or_else(|| Error::invalid(format!("node {node} has used up its counters ({})", crate::MAX_COUNTER)))?;
-        let clock = clocks.entry(event.aggregate_id.clone()).or_default();
+        let clock = clock_of(&mut clocks, &event.aggregate_id);
         clock.set(node, counter);
         clock.check_limit(limits.max_clock_entries)?;
         let clock = clock.clone();
@@ -139,7 +138,7 @@ pub fn apply_plan(limits: &Limits, events: Vec<Event>, now_ms: u64, known: &mut 
             plan.outcome.duplicates.push(event.id);
             continue;
         }
-        let clock = clocks.entry(event.aggregate_id.clone()).or_default();
+        let clock = clock_of(&mut clocks, &event.aggregate_id);
         if !matches!(clock.compare(&event.clock), Causality::Before | Causality::Equal) {
             plan.outcome.concurrent.push(event.id);
         }
@@ -188,6 +187,16 @@ fn split_fresh<T>(
         if seen.insert(i) && !stored.contains(&i) { fresh.push(event) } else { duplicates.push(i) }
     }
     Ok((fresh, duplicates))
+}
+
+/// The clock of `aggregate` in `clocks`, empty if it has none yet (without
+/// copying the id of an aggregate already there: a batch looks up one per
+/// event).
+fn clock_of<'a>(clocks: &'a mut HashMap<String, VectorClock>, aggregate: &str) -> &'a mut VectorClock {
+    if !clocks.contains_key(aggregate) {
+        clocks.insert(aggregate.to_owned(), VectorClock::new());
+    }
+    clocks.get_mut(aggregate).expect("inserted just above")
 }
 
 /// Distinct values in first-seen order.

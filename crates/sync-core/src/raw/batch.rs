@@ -118,34 +118,49 @@ pub fn append_plan(
 /// store nothing: a forged copy of a stored id would otherwise inflate its
 /// clocks.
 pub fn apply_plan(limits: &Limits, events: Vec<Event>, now_ms: u64, known: &mut impl Known) -> Result<Plan> {
-    let mut first = HashSet::with_capacity(events.len());
-    let is_first: Vec<bool> = events.iter().map(|e| first.insert(e.id)).collect();
-    let ids: Vec<EventId> = events.iter().zip(&is_first).filter(|(_, f)| **f).map(|(e, _)| e.id).collect();
+    let mut unique = HashSet::with_capacity(events.len());
+    let is_first: Vec<bool> = events.iter().map(|e| unique.insert(e.id)).collect();
+    let ids: Vec<EventId> = unique.into_iter().collect();
     let stored = if ids.is_empty() { HashSet::new() } else { known.stored(&ids)? };
-    let fresh = |i: usize, e: &Event| is_first[i] && !stored.contains(&e.id);
-    let new: Vec<&Event> = events.iter().enumerate().filter(|(i, e)| fresh(*i, e)).map(|(_, e)| e).collect();
-    let aggregates = distinct(new.iter().map(|e| e.aggregate_id.as_str()));
-    let origins = distinct(new.iter().map(|e| e.origin.node));
-    let before_clocks = if new.is_empty() { HashMap::new() } else { known.clocks(&aggregates)? };
-    let before_counters = if new.is_empty() { HashMap::new() } else { known.counters(&origins)? };
+    let fresh: Vec<bool> = events.iter().zip(&is_first).map(|(e, first)| *first && !stored.contains(&e.id)).collect();
+    let new = || events.iter().zip(&fresh).filter(|(_, fresh)| **fresh).map(|(e, _)| e);
+    let aggregates = distinct(new().map(|e| e.aggregate_id.as_str()));
+    let origins = distinct(new().map(|e| e.origin.node));
+    // Each with whether the batch changed it.
+    let mut clocks: HashMap<String, (VectorClock, bool)> = match aggregates.is_empty() {
+        true => HashMap::new(),
+        false => known.clocks(&aggregates)?.into_iter().map(|(a, c)| (a, (c, false))).collect(),
+    };
+    let mut counters: HashMap<NodeId, (u64, bool)> = match origins.is_empty() {
+        true => HashMap::new(),
+        false => known.counters(&origins)?.into_iter().map(|(n, c)| (n, (c, false))).collect(),
+    };
     let aggregates: Vec<String> = aggregates.into_iter().map(str::to_owned).collect();
-    let (mut clocks, mut counters) = (before_clocks.clone(), before_counters.clone());
     let mut plan = Plan::start(known.hlc()?, Vec::new());
-    let mut rows = Vec::with_capacity(new.len());
-    for (i, event) in events.into_iter().enumerate() {
+    let mut rows = Vec::with_capacity(events.len());
+    for (event, fresh) in events.into_iter().zip(fresh) {
         limits.check_remote(&event, now_ms)?;
-        if !fresh(i, &event) {
+        if !fresh {
             plan.outcome.duplicates.push(event.id);
             continue;
         }
-        let clock = clock_of(&mut clocks, &event.aggregate_id);
-        if !matches!(clock.compare(&event.clock), Causality::Before | Causality::Equal) {
+        if !clocks.contains_key(&event.aggregate_id) {
+            clocks.insert(event.aggregate_id.clone(), (VectorClock::new(), false));
+        }
+        let (clock, changed) = clocks.get_mut(&event.aggregate_id).expect("inserted just above");
+        let causality = clock.compare(&event.clock);
+        if !matches!(causality, Causality::Before | Causality::Equal) {
             plan.outcome.concurrent.push(event.id);
         }
-        clock.merge(&event.clock);
-        clock.check_limit(limits.max_clock_entries)?;
-        let counter = counters.entry(event.origin.node).or_insert(0);
-        *counter = (*counter).max(event.origin.counter);
+        if matches!(causality, Causality::Before | Causality::Concurrent) {
+            clock.merge(&event.clock);
+            clock.check_limit(limits.max_clock_entries)?;
+            *changed = true;
+        }
+        let (counter, raised) = counters.entry(event.origin.node).or_insert((0, false));
+        if event.origin.counter > *counter {
+            (*counter, *raised) = (event.origin.counter, true);
+        }
         plan.hlc = plan.hlc.observe(event.hlc);
         plan.outcome.inserted.push(event.id);
         rows.push(event);
@@ -153,13 +168,15 @@ pub fn apply_plan(limits: &Limits, events: Vec<Event>, now_ms: u64, known: &mut 
     plan.rows = rows;
     plan.clocks = aggregates
         .into_iter()
-        .filter_map(|a| {
-            let clock = clocks.remove(&a).unwrap_or_default();
-            (before_clocks.get(&a) != Some(&clock)).then_some((a, clock))
+        .filter_map(|a| match clocks.remove(&a) {
+            Some((clock, true)) => Some((a, clock)),
+            _ => None,
         })
         .collect();
-    plan.counters =
-        origins.iter().filter(|n| before_counters.get(*n) != counters.get(*n)).map(|n| (*n, counters[n])).collect();
+    plan.counters = origins
+        .into_iter()
+        .filter_map(|n| counters.get(&n).filter(|(_, raised)| *raised).map(|(c, _)| (n, *c)))
+        .collect();
     Ok(plan)
 }
 

@@ -221,6 +221,19 @@ async fn a_cursor_of_another_store_is_400_bad_cursor() {
     answer.assert_error(400, "bad_cursor");
 }
 
+/// A cursor of the server's store past its head (as after a restore of the
+/// server from an older copy) is refused, never answered with an empty page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_past_the_head_is_400_bad_cursor() {
+    let (f, seed) = fixture().await;
+    let node = sync_core::EventStore::node_id(&f.store);
+    let ahead = Cursor::new(node, seed.len() as u128 + 1_000).to_string();
+    let answer = hostile(&f, pull(&format!("after={ahead}"), Some(OPS))).await;
+    answer.assert_error(400, "bad_cursor");
+    let head = Cursor::new(node, seed.len() as u128).to_string();
+    assert_eq!(hostile(&f, pull(&format!("after={head}"), Some(OPS))).await.status, 200, "the head itself is fine");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbled_cursor_and_limit_are_400() {
     let (f, _) = fixture().await;

@@ -104,6 +104,7 @@ impl Transport for NoTransport {
 
 /// What one sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SyncResult {
     /// Local events the peer stored now.
     pub pushed: usize,
@@ -131,6 +132,7 @@ pub struct SyncResult {
 
 /// A pulled event the local store refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Refused {
     /// The event.
     pub id: EventId,
@@ -154,6 +156,7 @@ pub enum Phase {
 
 /// Progress of the running sync, see [`SyncManager::progress`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Progress {
     /// The current phase.
     pub phase: Phase,

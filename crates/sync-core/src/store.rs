@@ -165,6 +165,23 @@ pub struct FeedSpan {
     pub head: Cursor,
 }
 
+impl FeedSpan {
+    /// The span of a batch that took `store`'s feed from position `before`
+    /// to `head` with nothing else in between; `None` when the batch added
+    /// nothing.
+    ///
+    /// ```
+    /// use sync_core::{Cursor, FeedSpan, NodeId};
+    /// let store = NodeId::random();
+    /// let span = FeedSpan::between(store, 0, 3).unwrap();
+    /// assert_eq!((span.after, span.head), (Cursor::START, Cursor::new(store, 3)));
+    /// assert_eq!(FeedSpan::between(store, 3, 3), None);
+    /// ```
+    pub fn between(store: NodeId, before: u128, head: u128) -> Option<FeedSpan> {
+        (head > before).then(|| FeedSpan { after: Cursor::new(store, before), head: Cursor::new(store, head) })
+    }
+}
+
 /// One page of a change feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Page {

@@ -70,9 +70,7 @@ impl MemoryStore {
         let head = inner.rows.len() as u128;
         self.signal.advance(head);
         let mut outcome = plan.outcome;
-        if head > before {
-            outcome.span = Some(FeedSpan { after: Cursor::new(self.node, before), head: Cursor::new(self.node, head) });
-        }
+        outcome.span = FeedSpan::between(self.node, before, head);
         outcome
     }
 }

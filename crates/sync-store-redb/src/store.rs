@@ -473,7 +473,7 @@ fn write_batch(
     // One write transaction at a time: the batch's seqs follow `before`
     // with nothing between.
     let mut outcome = plan.outcome;
-    outcome.span = Some(FeedSpan { after: Cursor::new(node, before.into()), head: Cursor::new(node, last_seq.into()) });
+    outcome.span = FeedSpan::between(node, before.into(), last_seq.into());
     Ok((outcome, last_seq))
 }
 

@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use sync_core::raw::{Known, Plan, append_plan, apply_plan};
-use sync_core::{AppendOutcome, Cursor, Event, EventId, FeedSpan, Hlc, NewEvent, NodeId, VectorClock};
+use sync_core::{AppendOutcome, Event, EventId, FeedSpan, Hlc, NewEvent, NodeId, VectorClock};
 
 use crate::error::storage;
 use crate::schema::{FOLD_EVERY, MAX_INSERT_ROWS, insert_chunk};
@@ -539,7 +539,7 @@ fn head_seq(inner: &Inner, conn: &Connection) -> sync_core::Result<u64> {
 /// `before`: the write lock keeps every other writer out of it.
 fn span(inner: &Inner, before: u64, seqs: &[(String, u64)]) -> Option<FeedSpan> {
     let (_, head) = seqs.last()?;
-    Some(FeedSpan { after: Cursor::new(inner.node, before.into()), head: Cursor::new(inner.node, (*head).into()) })
+    FeedSpan::between(inner.node, before.into(), (*head).into())
 }
 
 /// The stored clock row of `aggregate`, if it has one.

@@ -244,8 +244,7 @@ impl State {
         }
         let before = self.rows.len() as u128;
         self.commit(Record::Batch { source, events: rows })?;
-        let head = self.rows.len() as u128;
-        outcome.span = Some(FeedSpan { after: Cursor::new(self.node, before), head: Cursor::new(self.node, head) });
+        outcome.span = FeedSpan::between(self.node, before, self.rows.len() as u128);
         Ok(outcome)
     }
 }
